@@ -1,0 +1,207 @@
+"""The private PostgreSQL used when no DSN is configured.
+
+It lives under `<state dir>/pgdata`, listens on loopback only with a generated password, and
+is shared by every portald process on that state directory: the first process that needs it
+starts it, and only that process stops it. The binaries come from the `pgserver` wheel when it
+is installed, else from the system (`pg_config --bindir`, Debian's /usr/lib/postgresql).
+PostgreSQL refuses to run as root, so under root the cluster is owned by and run as `nobody`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger("portald.embedded")
+
+START_TIMEOUT_S = 60
+RUN_AS_WHEN_ROOT = "nobody"
+
+
+class EmbeddedError(Exception):
+    """The embedded PostgreSQL could not be found, created or started."""
+
+
+def find_bindir() -> Path:
+    """Where initdb/pg_ctl/postgres live: the pgserver wheel first, then the system."""
+    candidates: list[Path] = []
+    with contextlib.suppress(ImportError):
+        import pgserver  # type: ignore[import-untyped]
+
+        candidates.append(Path(pgserver.__file__).parent / "pginstall" / "bin")
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.CalledProcessError):
+            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True)
+            candidates.append(Path(out.stdout.strip()))
+    candidates.extend(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))
+    for c in candidates:
+        if (c / "initdb").exists() and (c / "pg_ctl").exists() and (c / "postgres").exists():
+            return c
+    raise EmbeddedError(
+        "no PostgreSQL server binaries found: install the pgserver wheel (pip install pgserver) "
+        "or PostgreSQL's server package, or set [database] dsn"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_as() -> pwd.struct_passwd | None:
+    return pwd.getpwnam(RUN_AS_WHEN_ROOT) if os.geteuid() == 0 else None
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A private cluster in `root` (created on first start)."""
+
+    root: Path
+    fast_unsafe: bool = False  # tests: no fsync; never for real data
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).resolve()
+        self.datadir = self.root / "pgdata"
+        self.bindir = find_bindir()
+        self._started_here = False
+        self._user = _run_as()
+
+    # -- subprocess plumbing -------------------------------------------------------------------
+
+    def _pg(self, tool: str, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        kwargs: dict = {}
+        if self._user is not None:
+            kwargs = {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C"
+        proc = subprocess.run([str(self.bindir / tool), *args], capture_output=True, text=True,
+                              timeout=timeout, env=env, cwd="/", **kwargs)
+        if check and proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise EmbeddedError(f"{tool} failed: {detail[-1] if detail else f'exit {proc.returncode}'}")
+        return proc
+
+    def _own(self, path: Path) -> None:
+        if self._user is not None:
+            os.chown(path, self._user.pw_uid, self._user.pw_gid)
+
+    @property
+    def _password_file(self) -> Path:
+        return self.root / "pg-password"
+
+    @property
+    def _port_file(self) -> Path:
+        return self.root / "pg-port"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def _initdb(self) -> None:
+        log.info("creating the embedded PostgreSQL cluster in %s", self.datadir)
+        password = secrets.token_urlsafe(24)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._password_file.write_text(password)
+        self._password_file.chmod(0o600)
+        staging = self.root / "pgdata.new"
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(mode=0o700)
+        self._own(staging)
+        if self._user is not None:
+            # the server user must reach its data directory through the state directory
+            os.chmod(self.root, os.stat(self.root).st_mode | 0o711)
+        pwfile = staging / ".pw"
+        pwfile.write_text(password)
+        self._own(pwfile)
+        try:
+            self._pg("initdb", "-D", str(staging / "data"), "-U", "portald", "--pwfile", str(pwfile),
+                     "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-instructions")
+        finally:
+            pwfile.unlink(missing_ok=True)
+        (staging / "data").rename(self.datadir)
+        staging.rmdir()
+
+    def _conf_args(self, port: int) -> list[str]:
+        opts = [f"-p {port}", "-c listen_addresses=127.0.0.1", "-c unix_socket_directories=''",
+                "-c max_connections=200", "-c shared_buffers=128MB"]
+        if self.fast_unsafe:
+            opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        return ["-o", " ".join(opts)]
+
+    def running_port(self) -> int | None:
+        """The port of the already running server, or None."""
+        if not (self.datadir / "postmaster.pid").exists():
+            return None
+        if self._pg("pg_ctl", "status", "-D", str(self.datadir), check=False).returncode != 0:
+            return None
+        try:
+            return int(self._port_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "pg.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def start(self) -> str:
+        """Start the cluster unless it runs already; return a DSN for the `portald` database."""
+        with self._lock():
+            port = self.running_port()
+            if port is None:
+                if not (self.datadir / "PG_VERSION").exists():
+                    self._initdb()
+                port = free_port()
+                logfile = self.root / "postgres.log"
+                logfile.touch()
+                self._own(logfile)
+                self._pg("pg_ctl", "start", "-w", "-t", str(START_TIMEOUT_S), "-D", str(self.datadir),
+                         "-l", str(logfile), *self._conf_args(port), timeout=START_TIMEOUT_S + 10)
+                self._port_file.write_text(str(port))
+                self._started_here = True
+                log.info("embedded PostgreSQL started on 127.0.0.1:%d", port)
+        self._ensure_database(port)
+        return self.dsn_for(port, "portald")
+
+    def dsn_for(self, port: int, database: str) -> str:
+        password = self._password_file.read_text().strip()
+        return f"postgresql://portald:{password}@127.0.0.1:{port}/{database}"
+
+    def _ensure_database(self, port: int) -> None:
+        # createdb over TCP with the generated password; "already exists" is fine
+        env = {**os.environ, "PGPASSWORD": self._password_file.read_text().strip()}
+        proc = subprocess.run([str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port),
+                               "-U", "portald", "portald"], capture_output=True, text=True, env=env)
+        if proc.returncode != 0 and "already exists" not in proc.stderr:
+            raise EmbeddedError(f"createdb failed: {proc.stderr.strip()}")
+
+    def stop(self, *, force: bool = False) -> None:
+        """Stop the cluster if this process started it (or `force`)."""
+        if not (self._started_here or force):
+            return
+        if (self.datadir / "postmaster.pid").exists():
+            self._pg("pg_ctl", "stop", "-D", str(self.datadir), "-m", "fast", "-w", check=False)
+            log.info("embedded PostgreSQL stopped")
+        self._started_here = False
+
+    def wait_stopped(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while (self.datadir / "postmaster.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
