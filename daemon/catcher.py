@@ -1,0 +1,39 @@
+"""The demo mail catcher: a local SMTP server that stores every mail it receives as an .eml
+file under the state directory, so `make run` shows real mail without a real mail server."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+log = logging.getLogger("portald.catcher")
+
+
+class _Store:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.count = 0
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.count += 1
+        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**9:09d}.eml"
+        (self.directory / name).write_bytes(envelope.original_content or envelope.content)
+        log.info("caught mail for %s: %s", ", ".join(envelope.rcpt_tos), name)
+        return "250 OK caught"
+
+
+class MailCatcher:
+    def __init__(self, directory: Path, *, host: str = "127.0.0.1", port: int = 8025) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._controller = Controller(_Store(directory), hostname=host, port=port, ready_timeout=10)
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()

@@ -1,0 +1,31 @@
+"""Prometheus metrics of one daemon: a registry per application, so tests may run several."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter("portald_http_requests", "HTTP requests served",
+                                     ["route", "status"], registry=r)
+        self.http_latency = Histogram("portald_http_request_duration_seconds", "HTTP request latency",
+                                      ["route"], registry=r,
+                                      buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+        self.privilege_reloads = Counter("portald_privilege_reloads", "privilege snapshot reloads",
+                                         registry=r)
+        self.privilege_version = Gauge("portald_privilege_version", "loaded privilege version",
+                                       registry=r)
+        self.listener_connected = Gauge("portald_listener_connected",
+                                        "1 while the LISTEN connection is up", registry=r)
+        self.mails_sent = Counter("portald_mails_sent", "mails accepted by the SMTP server", registry=r)
+        self.mails_failed = Counter("portald_mails_failed", "mails failed permanently", registry=r)
+        self.mails_retried = Counter("portald_mails_retried", "temporary delivery failures", registry=r)
+        self.outbox_queued = Gauge("portald_outbox_queued", "mails waiting in the outbox", registry=r)
+        self.logins = Counter("portald_logins", "login attempts", ["result"], registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

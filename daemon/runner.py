@@ -1,0 +1,141 @@
+"""Runs the daemon: AppRunner + TCPSite, signals, systemd notify and watchdog, and the
+side-task monitor that stops the daemon (non-zero) when a background task dies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from daemon import db, migrations
+from daemon.app import build_app
+from daemon.config import Config, ConfigError, load_config
+from daemon.keys import BACKGROUND, SETTINGS
+from daemon.logs import set_level
+from daemon.notify import SystemdNotifier, watchdog_interval_s
+
+log = logging.getLogger("portald.runner")
+
+# Requests still running at SIGTERM get this long to finish.
+SHUTDOWN_GRACE_S = 20.0
+
+
+class BackgroundTaskDied(Exception):
+    pass
+
+
+async def serve(cfg: Config, *, config_path: Path | None = None, mail_catcher: bool | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (exit 0) or until a background task dies (exit 1)."""
+    notifier = SystemdNotifier()
+    location = await asyncio.to_thread(db.locate_database, cfg)
+    catcher = None
+    try:
+        async with db.connection(location.dsn) as conn:
+            await migrations.migrate(conn)
+        if mail_catcher if mail_catcher is not None else cfg.mail.catcher:
+            from daemon.catcher import MailCatcher
+
+            catcher = MailCatcher(cfg.state_dir / "mail", host=cfg.smtp.host, port=cfg.smtp.port)
+            catcher.start()
+            log.info("mail catcher listening on %s:%d, storing mail in %s",
+                     cfg.smtp.host, cfg.smtp.port, catcher.directory)
+        app = build_app(cfg, location.dsn)
+        return await _serve_app(app, cfg, notifier, config_path)
+    finally:
+        if catcher is not None:
+            catcher.stop()
+        await asyncio.to_thread(location.close)
+
+
+async def _serve_app(app: web.Application, cfg: Config, notifier: SystemdNotifier,
+                     config_path: Path | None) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=SHUTDOWN_GRACE_S)
+    await runner.setup()
+    exit_code = 0
+    try:
+        site = web.TCPSite(runner, cfg.http.host, cfg.http.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %s", cfg.http.host, cfg.http.port, exc.strerror)
+            return 1
+        log.info("portal listening on http://%s:%d (public URL %s)", cfg.http.host, cfg.http.port,
+                 cfg.http.public_url)
+
+        def on_sighup() -> None:
+            loop.create_task(_reload(app, notifier, config_path), name="portald-reload")
+
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        notifier.ready()
+        notifier.status("serving")
+
+        watchdog = None
+        interval = watchdog_interval_s()
+        if interval:
+            watchdog = loop.create_task(_watchdog(app, notifier, interval), name="portald-watchdog")
+
+        stop_task = loop.create_task(stop.wait(), name="portald-stop")
+        watched = {stop_task, *app[BACKGROUND]}
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is stop_task:
+                continue
+            exc = None if task.cancelled() else task.exception()
+            log.error("background task %s stopped%s; shutting down so that the service manager "
+                      "restarts the daemon", task.get_name(), f": {exc!r}" if exc else "")
+            exit_code = 1
+        stop_task.cancel()
+        if watchdog is not None:
+            watchdog.cancel()
+        log.info("stopping: finishing in-flight requests and the mail being sent")
+        notifier.stopping()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+    log.info("stopped")
+    return exit_code
+
+
+async def _reload(app: web.Application, notifier: SystemdNotifier, config_path: Path | None) -> None:
+    notifier.reloading()
+    try:
+        new = load_config(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("reload refused, configuration keeps its previous values: %s", problem)
+        notifier.ready()
+        return
+    old = app[SETTINGS].current
+    for section in ("database", "http", "state"):
+        if getattr(old, section) != getattr(new, section):
+            log.warning("[%s] changed: takes effect at the next restart", section)
+    # [database], [http] and [state] need a restart; the rest is read at each use.
+    app[SETTINGS].current = new.__class__(**{**new.__dict__, "database": old.database,
+                                              "http": old.http, "state": old.state})
+    set_level(new.log.level)
+    app[SETTINGS].reloaded.set()
+    app[SETTINGS].reloaded.clear()
+    log.info("configuration reloaded")
+    notifier.ready()
+
+
+async def _watchdog(app: web.Application, notifier: SystemdNotifier, interval: float) -> None:
+    from daemon.keys import POOL
+
+    while True:
+        await asyncio.sleep(interval)
+        # A ping proves the loop turns; a database round trip proves we are not wedged on it.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(interval):
+                await app[POOL].fetchval("SELECT 1")
+            notifier.watchdog()

@@ -1,0 +1,97 @@
+"""A real SMTP server (aiosmtpd) for tests: stores every mail it accepts, and can be told
+to answer with a temporary or permanent failure, or to go away and come back."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from daemon.embedded import free_port
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+    raw: bytes
+
+
+@dataclass
+class _Handler:
+    received: list[Received] = field(default_factory=list)
+    # queued answers to DATA: each entry is used once, e.g. "451 4.3.0 try later"
+    answers: list[str] = field(default_factory=list)
+    refuse_rcpt: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if address.lower() in self.refuse_rcpt:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.lock:
+            if self.answers:
+                return self.answers.pop(0)
+        raw = envelope.original_content or envelope.content
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        with self.arrived:
+            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), msg, raw))
+            self.arrived.notify_all()
+        return "250 OK queued"
+
+
+class SmtpSink:
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.handler = _Handler()
+        self._controller: Controller | None = None
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+    def start(self) -> None:
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                      decode_data=False, ready_timeout=10)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def answer_next(self, *answers: str) -> None:
+        with self.handler.lock:
+            self.handler.answers.extend(answers)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """Block until at least `count` mails arrived (or the timeout); return them all."""
+        deadline = time.monotonic() + timeout
+        with self.handler.arrived:
+            while len(self.handler.received) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.handler.arrived.wait(left)
+            return list(self.handler.received)
+
+    async def wait_for_async(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """Like wait_for, without blocking the event loop the daemon under test runs on."""
+        import asyncio
+
+        deadline = time.monotonic() + timeout
+        while len(self.handler.received) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return list(self.handler.received)

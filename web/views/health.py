@@ -1,0 +1,32 @@
+"""Health and metrics: /healthz (the process answers), /readyz (the database answers),
+/metrics (Prometheus text format)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from daemon.keys import METRICS, POOL
+
+READY_TIMEOUT_S = 2.0
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            await request.app[POOL].fetchval("SELECT 1")
+    except Exception as exc:  # any failure means "not ready"; the reason goes to the prober
+        return web.json_response({"status": "unavailable", "database": exc.__class__.__name__},
+                                 status=503)
+    return web.json_response({"status": "ok", "database": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
