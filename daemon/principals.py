@@ -13,7 +13,7 @@ CUSTOMER_GROUP_COLUMNS = ", ".join(f"g.{c}" for c in CUSTOMER_IDENTIFIERS)
 EMPLOYEE_GROUP_COLUMNS = ", ".join(f"g.{c}" for c in EMPLOYEE_RIGHTS)
 
 
-def level_name(identifier: str, value: object, levels: dict[str, tuple[str, ...]]) -> str:
+def level_name(value: object) -> str:
     """Boolean columns hold off/on identifiers; text columns hold the level itself."""
     if isinstance(value, bool):
         return "on" if value else "off"
@@ -24,7 +24,7 @@ def customer_principal(row: asyncpg.Record | dict) -> Principal:
     return Principal(
         kind="customer", id=row["id"], username=row["username"],
         display_name=row["full_name"] or row["username"], group_name=row["group_name"],
-        privileges={i: level_name(i, row[i], CUSTOMER_IDENTIFIERS) for i in CUSTOMER_IDENTIFIERS},
+        privileges={i: level_name(row[i]) for i in CUSTOMER_IDENTIFIERS},
         account_id=row["account_id"], active=row["active"],
     )
 
@@ -33,7 +33,7 @@ def employee_principal(row: asyncpg.Record | dict, account_ids: list[int] | None
     return Principal(
         kind="employee", id=row["id"], username=row["username"],
         display_name=row["full_name"], group_name=row["group_name"],
-        privileges={r: level_name(r, row[r], EMPLOYEE_RIGHTS) for r in EMPLOYEE_RIGHTS},
+        privileges={r: level_name(row[r]) for r in EMPLOYEE_RIGHTS},
         all_accounts=row["all_accounts"], account_ids=frozenset(account_ids or ()),
         active=row["active"] and row["web_access"],
     )

@@ -80,12 +80,28 @@ def template_dsn(pg_server: str) -> str:
     asyncio.run(drop())
 
 
+_strategy_clause: str | None = None
+
+
+async def _strategy(server_dsn: str) -> str:
+    """FILE_COPY clones a small template much faster than the WAL_LOG default (PG >= 15)."""
+    global _strategy_clause
+    if _strategy_clause is None:
+        conn = await asyncpg.connect(server_dsn)
+        try:
+            version = conn.get_server_version().major
+        finally:
+            await conn.close()
+        _strategy_clause = " STRATEGY FILE_COPY" if version >= 15 else ""
+    return _strategy_clause
+
+
 @pytest.fixture
 async def dsn(pg_server: str, template_dsn: str) -> AsyncIterator[str]:
     """A fresh, migrated database of this test's own."""
     name = f"portald_t{os.getpid()}_{next(_db_counter)}"
     template = urlsplit(template_dsn).path.lstrip("/")
-    await _admin_execute(pg_server, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    await _admin_execute(pg_server, f'CREATE DATABASE "{name}" TEMPLATE "{template}"{await _strategy(pg_server)}')
     yield _with_database(pg_server, name)
     await _admin_execute(pg_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
