@@ -1,0 +1,96 @@
+"""Uploads and downloads: the size limit checked while streaming, file names made safe, and
+files always sent as attachments (never rendered inline by the browser)."""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import unicodedata
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from aiohttp import BodyPartReader, web
+
+from daemon.keys import SETTINGS
+from web.errors import ApiError
+
+CHUNK_BYTES = 64 * 1024
+MAX_NAME_CHARS = 200
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
+_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    content_type: str
+    data: bytes
+    fields: dict[str, str]
+
+
+def safe_filename(name: str | None) -> str:
+    """A name that is only a name: no directories, no control characters, not empty."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE.sub("_", name).strip(" .")
+    if len(name) > MAX_NAME_CHARS:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: MAX_NAME_CHARS - len(ext) - 1] + dot + ext) if dot and len(ext) < 16 else name[:MAX_NAME_CHARS]
+    return name or "file"
+
+
+def safe_content_type(declared: str | None, filename: str) -> str:
+    guessed = mimetypes.guess_type(filename)[0]
+    for candidate in (guessed, (declared or "").split(";")[0].strip().lower()):
+        if candidate and _TYPE.match(candidate):
+            return candidate
+    return "application/octet-stream"
+
+
+def max_upload_bytes(request: web.Request) -> int:
+    return request.app[SETTINGS].current.http.upload_max_mb * 1024 * 1024
+
+
+async def read_upload(request: web.Request, *, field: str = "file") -> Upload:
+    """Read a multipart upload with one file in `field` (plus small text fields). Stops reading
+    and answers 413 as soon as the file passes the configured limit."""
+    limit = max_upload_bytes(request)
+    if not request.content_type.startswith("multipart/form-data"):
+        raise ApiError(415, "send the file as multipart/form-data", field=field)
+    reader = await request.multipart()
+    upload: tuple[str, str, bytes] | None = None
+    fields: dict[str, str] = {}
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == field and part.filename is not None:
+            chunks, size = [], 0
+            while chunk := await part.read_chunk(CHUNK_BYTES):
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, f"the file is larger than the limit of {limit // (1024 * 1024)} MB",
+                                   field=field)
+                chunks.append(chunk)
+            name = safe_filename(part.filename)
+            upload = (name, safe_content_type(part.headers.get("Content-Type"), name), b"".join(chunks))
+        elif part.name and len(fields) < 20:
+            value = await part.read(decode=True)
+            if len(value) > 64 * 1024:
+                raise ApiError(413, f"the field {part.name} is too large", field=part.name)
+            fields[part.name] = value.decode("utf-8", errors="replace")
+    if upload is None:
+        raise ApiError(422, f"no file in the field '{field}'", field=field)
+    return Upload(*upload, fields=fields)
+
+
+def download_response(*, filename: str, content_type: str, data: bytes) -> web.Response:
+    """The file as an attachment with a safe name; never sniffed or rendered inline."""
+    name = safe_filename(filename)
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return web.Response(body=data, headers={
+        "Content-Type": safe_content_type(content_type, name),
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "private, no-store",
+    })
