@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from daemon import db, migrations
+from daemon.admin import AdminError
 from daemon.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from daemon.logs import setup_logging
 
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"portald: config: {problem}", file=sys.stderr)
         return 2
-    except CliError as exc:
+    except (CliError, AdminError) as exc:
         print(f"portald: {exc}", file=sys.stderr)
         return 1
     except db.DatabaseUnavailable as exc:

@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,9 @@ class EmbeddedError(Exception):
 def find_bindir() -> Path:
     """Where initdb/pg_ctl/postgres live: the pgserver wheel first, then the system."""
     candidates: list[Path] = []
-    with contextlib.suppress(ImportError):
+    with contextlib.suppress(ImportError), warnings.catch_warnings():
+        # importing pgserver asks platformdirs for a runtime dir it never uses; that warns
+        warnings.simplefilter("ignore")
         import pgserver  # type: ignore[import-untyped]
 
         candidates.append(Path(pgserver.__file__).parent / "pginstall" / "bin")
