@@ -26,6 +26,10 @@ class _Store:
         return "250 OK caught"
 
 
+class CatcherError(Exception):
+    pass
+
+
 class MailCatcher:
     def __init__(self, directory: Path, *, host: str = "127.0.0.1", port: int = 8025) -> None:
         self.directory = directory
@@ -33,7 +37,12 @@ class MailCatcher:
         self._controller = Controller(_Store(directory), hostname=host, port=port, ready_timeout=10)
 
     def start(self) -> None:
-        self._controller.start()
+        try:
+            self._controller.start()
+        except (OSError, RuntimeError) as exc:
+            cause = exc.__cause__ or exc
+            raise CatcherError(f"cannot start the mail catcher on {self._controller.hostname}:"
+                               f"{self._controller.port}: {getattr(cause, 'strerror', None) or cause}") from None
 
     def stop(self) -> None:
         self._controller.stop()

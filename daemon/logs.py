@@ -25,6 +25,8 @@ def setup_logging(level: str = "INFO") -> None:
     set_level(level)
     # aiohttp's access log would double every request line; our metrics count requests.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiosmtpd (the demo catcher) logs every SMTP command; our catcher logs one line per mail.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 def set_level(level: str) -> None:
