@@ -46,5 +46,16 @@ def build_app(cfg: Config, dsn: str, *, background: bool = True) -> web.Applicat
 
 def _service_contexts(*, background: bool) -> list:
     """The services after the pool, in start order; each module owns its context."""
-    contexts: list = []
+    from daemon.listener import listener_ctx
+    from daemon.privileges import privileges_ctx
+
+    # The cache loads first; the listener then LISTENs, reloads and vouches for it. Both run
+    # with background=False too: the portal is wrong without hot reload.
+    contexts: list = [privileges_ctx, listener_ctx]
+    if background:
+        from daemon.outbox import outbox_ctx
+        from daemon.scheduler import scheduler_ctx
+
+        # the scheduler only enqueues; the outbox worker (fan-out and senders) delivers
+        contexts += [outbox_ctx, scheduler_ctx]
     return contexts

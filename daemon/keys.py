@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import asyncpg
 from aiohttp import web
 
 from daemon.config import Config
 from daemon.metrics import Metrics
+
+if TYPE_CHECKING:  # these modules import this one for their cleanup contexts
+    from daemon.listener import PrivilegeListener
+    from daemon.outbox import OutboxWorker
+    from daemon.privileges import PrivilegeCache
+    from daemon.scheduler import MailScheduler
 
 
 @dataclass
@@ -26,3 +33,9 @@ DSN = web.AppKey("dsn", str)
 METRICS = web.AppKey("metrics", Metrics)
 # background tasks whose death must stop the daemon (see runner.py)
 BACKGROUND = web.AppKey("background", list[asyncio.Task])
+# the privilege snapshot cache and the LISTEN connection that vouches for it
+PRIVILEGES: web.AppKey[PrivilegeCache] = web.AppKey("privileges")
+LISTENER: web.AppKey[PrivilegeListener] = web.AppKey("listener")
+# the mail worker (fan-out, outbox senders) and the scheduler of reminders and digests
+OUTBOX: web.AppKey[OutboxWorker] = web.AppKey("outbox")
+SCHEDULER: web.AppKey[MailScheduler] = web.AppKey("scheduler")

@@ -24,6 +24,9 @@ class Metrics:
         self.mails_sent = Counter("portald_mails_sent", "mails accepted by the SMTP server", registry=r)
         self.mails_failed = Counter("portald_mails_failed", "mails failed permanently", registry=r)
         self.mails_retried = Counter("portald_mails_retried", "temporary delivery failures", registry=r)
+        self.mails_dropped = Counter("portald_mails_dropped",
+                                     "mails not sent because their recipient may not get them "
+                                     "(reason recorded on the outbox row)", registry=r)
         self.outbox_queued = Gauge("portald_outbox_queued", "mails waiting in the outbox", registry=r)
         self.logins = Counter("portald_logins", "login attempts", ["result"], registry=r)
 

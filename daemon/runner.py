@@ -37,10 +37,15 @@ async def serve(cfg: Config, *, config_path: Path | None = None, mail_catcher: b
         async with db.connection(location.dsn) as conn:
             await migrations.migrate(conn)
         if mail_catcher if mail_catcher is not None else cfg.mail.catcher:
-            from daemon.catcher import MailCatcher
+            from daemon.catcher import CatcherError, MailCatcher
 
             catcher = MailCatcher(cfg.state_dir / "mail", host=cfg.smtp.host, port=cfg.smtp.port)
-            catcher.start()
+            try:
+                catcher.start()
+            except CatcherError as exc:
+                catcher = None
+                log.error("%s (is another portald running? set [smtp] port)", exc)
+                return 1
             log.info("mail catcher listening on %s:%d, storing mail in %s",
                      cfg.smtp.host, cfg.smtp.port, catcher.directory)
         app = build_app(cfg, location.dsn)
@@ -130,12 +135,15 @@ async def _reload(app: web.Application, notifier: SystemdNotifier, config_path: 
 
 
 async def _watchdog(app: web.Application, notifier: SystemdNotifier, interval: float) -> None:
-    from daemon.keys import POOL
+    from daemon.keys import LISTENER, POOL
 
     while True:
         await asyncio.sleep(interval)
-        # A ping proves the loop turns; a database round trip proves we are not wedged on it.
+        # A ping proves the loop turns; a database round trip proves we are not wedged on it;
+        # the listener's last probe proves privilege changes still reach us.
         with contextlib.suppress(Exception):
             async with asyncio.timeout(interval):
                 await app[POOL].fetchval("SELECT 1")
-            notifier.watchdog()
+            listener = app.get(LISTENER)
+            if listener is None or listener.healthy:
+                notifier.watchdog()

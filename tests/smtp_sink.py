@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,13 +21,19 @@ from daemon.embedded import free_port
 class Received:
     mail_from: str
     rcpt_tos: list[str]
-    message: EmailMessage
     raw: bytes
+
+    @functools.cached_property
+    def message(self) -> EmailMessage:
+        # parsed when a test looks: parsing every mail on arrival slowed the sink down
+        return email.message_from_bytes(self.raw, policy=email.policy.default)
 
 
 @dataclass
 class _Handler:
     received: list[Received] = field(default_factory=list)
+    # mails answered from `answers` (refused), kept to compare a retry with its first try
+    rejected: list[Received] = field(default_factory=list)
     # queued answers to DATA: each entry is used once, e.g. "451 4.3.0 try later"
     answers: list[str] = field(default_factory=list)
     refuse_rcpt: set[str] = field(default_factory=set)
@@ -41,13 +48,13 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content
         with self.lock:
             if self.answers:
+                self.rejected.append(Received(envelope.mail_from, list(envelope.rcpt_tos), raw))
                 return self.answers.pop(0)
-        raw = envelope.original_content or envelope.content
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
         with self.arrived:
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), msg, raw))
+            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), raw))
             self.arrived.notify_all()
         return "250 OK queued"
 
@@ -63,8 +70,10 @@ class SmtpSink:
         return self.handler.received
 
     def start(self) -> None:
+        # server_hostname: aiosmtpd would otherwise resolve our FQDN on every connection
         self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                      decode_data=False, ready_timeout=10)
+                                      server_hostname="localhost", decode_data=False,
+                                      ready_timeout=10)
         self._controller.start()
 
     def stop(self) -> None:

@@ -57,6 +57,8 @@ async def read_upload(request: web.Request, *, field: str = "file") -> Upload:
     limit = max_upload_bytes(request)
     if not request.content_type.startswith("multipart/form-data"):
         raise ApiError(415, "send the file as multipart/form-data", field=field)
+    if request.body_exists and request.content.at_eof():
+        return await _parsed_upload(request, field, limit)
     reader = await request.multipart()
     upload: tuple[str, str, bytes] | None = None
     fields: dict[str, str] = {}
@@ -81,6 +83,29 @@ async def read_upload(request: web.Request, *, field: str = "file") -> Upload:
     if upload is None:
         raise ApiError(422, f"no file in the field '{field}'", field=field)
     return Upload(*upload, fields=fields)
+
+
+async def _parsed_upload(request: web.Request, field: str, limit: int) -> Upload:
+    """The body was already read: an HTML form post, which the CSRF middleware parses for its
+    token (a browser form cannot send the header), and aiohttp reads a body only once. Take
+    the file from that parsed form; aiohttp spooled it to a temporary file, bounded by the
+    application's client_max_size."""
+    try:
+        form = await request.post()
+    except ValueError:
+        raise ApiError(422, f"no file in the field '{field}'", field=field) from None
+    part = form.get(field)
+    if not isinstance(part, web.FileField):
+        raise ApiError(422, f"no file in the field '{field}'", field=field)
+    data = part.file.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, f"the file is larger than the limit of {limit // (1024 * 1024)} MB",
+                       field=field)
+    fields = {k: v for k, v in form.items() if isinstance(v, str) and k != field}
+    if len(fields) > 20 or any(len(v) > 64 * 1024 for v in fields.values()):
+        raise ApiError(413, "the form has too many or too large fields")
+    name = safe_filename(part.filename)
+    return Upload(name, safe_content_type(part.content_type, name), data, fields)
 
 
 def download_response(*, filename: str, content_type: str, data: bytes) -> web.Response:

@@ -7,15 +7,44 @@ handler runs, so a new route cannot forget its privilege or scope check.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
 from daemon.keys import METRICS
+from web import openapi
+from web.auth import (
+    ROUTE_SPECS,
+    Access,
+    RouteSpec,
+    access_middleware,
+    csrf_middleware,
+    template_context,
+)
 from web.errors import error_middleware
-from web.views import health
+from web.views import (
+    account_api,
+    account_pages,
+    alerts,
+    api_tickets,
+    health,
+    password_page,
+    ticket_pages,
+)
+from web.views import auth as auth_views
+from web.views.admin import audit as admin_audit
+from web.views.admin import employees as admin_employees
+from web.views.admin import explain as admin_explain
+from web.views.admin import groups as admin_groups
+from web.views.admin import mail as admin_mail
+from web.views.admin import overview as admin_overview
+from web.views.admin import webusers as admin_webusers
+from web.views.admin.common import ADMIN
 
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -25,17 +54,244 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass(frozen=True)
 class Route:
+    """One route. `public=True`: no login (health, login, static). Otherwise `access` says who
+    may use it (default: any logged-in user), e.g.
+    `Route("GET", "/api/v1/assets", assets.list_assets, "api_assets",
+           access=Access(privilege=("assets", "on")))`;
+    the handler then gets its user with `web.auth.principal(request)`."""
+
     method: str
     path: str
     handler: Handler
     name: str
-    public: bool = False  # no login needed (health, login page, static)
+    public: bool = False
+    access: Access | None = None
+
+    def __post_init__(self) -> None:
+        if self.public and self.access is not None:
+            raise ValueError(f"route {self.name}: public routes take no access spec")
 
 
 ROUTES: list[Route] = [
     Route("GET", "/healthz", health.healthz, "healthz", public=True),
     Route("GET", "/readyz", health.readyz, "readyz", public=True),
     Route("GET", "/metrics", health.metrics, "metrics", public=True),
+    # session (SPEC §7, §8)
+    Route("POST", "/api/v1/login", auth_views.api_login, "api_login", public=True),
+    Route("POST", "/api/v1/logout", auth_views.api_logout, "api_logout"),
+    Route("GET", "/api/v1/me", auth_views.api_me, "api_me"),
+    # employees may always change their own password; customers need the privilege
+    Route("POST", "/api/v1/me/password", auth_views.api_change_password, "api_me_password",
+          access=Access(privilege=("change_password", "on"))),
+    # -- tickets JSON API (web/views/api_tickets.py; SPEC §7) -----------------------------
+    # The privilege of each route is declared here (customers: `privilege`, employees:
+    # `employee_right`); field-level rules and scope are in web/ticket_actions.py, which
+    # checks the route's privilege again. Out-of-scope ids answer 404 like missing ones.
+    Route("GET", "/api/v1/openapi.json", openapi.openapi_json, "api_openapi", public=True),
+    Route("GET", "/api/v1/tickets", api_tickets.list_tickets, "api_tickets"),
+    Route("POST", "/api/v1/tickets", api_tickets.create_ticket, "api_ticket_create",
+          access=Access(privilege=("tickets_add", "on"), employee_right=("create_tickets", "on"))),
+    Route("GET", "/api/v1/tickets/{id}", api_tickets.get_ticket, "api_ticket"),
+    # which fields a user may change is decided per field (tickets_edit, priority, …)
+    Route("PATCH", "/api/v1/tickets/{id}", api_tickets.update_ticket, "api_ticket_update"),
+    Route("POST", "/api/v1/tickets/{id}/close", api_tickets.close_ticket, "api_ticket_close",
+          access=Access(kind="employee", employee_right=("close_tickets", "on"))),
+    Route("GET", "/api/v1/tickets/{id}/notes", api_tickets.list_notes, "api_ticket_notes",
+          access=Access(privilege=("history_notes", "on"))),
+    Route("POST", "/api/v1/tickets/{id}/notes", api_tickets.add_note, "api_ticket_note_add",
+          access=Access(privilege=("history_notes", "on"), employee_right=("add_notes", "on"))),
+    Route("GET", "/api/v1/tickets/{id}/charges", api_tickets.list_charges, "api_ticket_charges",
+          access=Access(privilege=("charges", "on"))),
+    Route("POST", "/api/v1/tickets/{id}/charges", api_tickets.add_charge, "api_ticket_charge_add",
+          access=Access(kind="employee", employee_right=("log_charges", "on"))),
+    Route("GET", "/api/v1/tickets/{id}/emails", api_tickets.list_emails, "api_ticket_emails",
+          access=Access(privilege=("public_emails", "on"))),
+    Route("POST", "/api/v1/tickets/{id}/emails", api_tickets.file_email, "api_ticket_email_add",
+          access=Access(kind="employee", employee_right=("file_emails", "on"))),
+    Route("GET", "/api/v1/tickets/{id}/recipients", api_tickets.list_recipients,
+          "api_ticket_recipients", access=Access(kind="employee")),
+    Route("PUT", "/api/v1/tickets/{id}/recipients", api_tickets.set_recipients,
+          "api_ticket_recipients_set",
+          access=Access(kind="employee", employee_right=("edit_recipients", "on"))),
+    # a ticket's public files are documents of the account (SPEC §1): customers need `documents`
+    Route("GET", "/api/v1/tickets/{id}/attachments", api_tickets.list_attachments,
+          "api_ticket_attachments", access=Access(privilege=("documents", "on"))),
+    Route("POST", "/api/v1/tickets/{id}/attachments", api_tickets.upload_attachment,
+          "api_ticket_attachment_add",
+          access=Access(privilege=("upload_files", "on"), employee_right=("upload_attachments", "on"))),
+    Route("GET", "/api/v1/attachments/{id}", api_tickets.download_attachment, "api_attachment",
+          access=Access(privilege=("documents", "on"))),
+    # -- end of tickets JSON API --------------------------------------------------------------
+    Route("GET", "/login", auth_views.login_page, "login", public=True),
+    Route("POST", "/login", auth_views.login_submit, "login_submit", public=True),
+    Route("POST", "/logout", auth_views.logout_submit, "logout"),
+    # -- ticket pages (web/views/ticket_pages.py): HTML for customers and employees --------
+    # Reads are open to every logged-in user (scope decides what they see); each form post
+    # declares its privilege here, and web/ticket_actions checks again with the ticket in hand.
+    Route("GET", "/", ticket_pages.ticket_list, "home"),
+    Route("GET", "/tickets", ticket_pages.ticket_list, "tickets"),
+    Route("GET", r"/tickets/{id:\d+}", ticket_pages.ticket_detail, "ticket"),
+    Route("GET", r"/tickets/{id:\d+}/print", ticket_pages.ticket_print, "ticket_print"),
+    Route("GET", r"/attachments/{id:\d+}", ticket_pages.download_attachment, "attachment",
+          access=Access(privilege=("documents", "on"))),
+    Route("GET", "/tickets/new", ticket_pages.new_ticket_page, "ticket_new",
+          access=Access(privilege=("tickets_add", "on"), employee_right=("create_tickets", "on"))),
+    Route("POST", "/tickets/new", ticket_pages.new_ticket_submit, "ticket_new_submit",
+          access=Access(privilege=("tickets_add", "on"), employee_right=("create_tickets", "on"))),
+    # description: customers tickets_edit, employees edit_tickets; priority and asset: the
+    # level of each field decides (ticket_actions), so the route only needs a login
+    Route("POST", r"/tickets/{id:\d+}/description", ticket_pages.post_description,
+          "ticket_description", access=Access(privilege=("tickets_edit", "on"),
+                                              employee_right=("edit_tickets", "on"))),
+    Route("POST", r"/tickets/{id:\d+}/fields", ticket_pages.post_fields, "ticket_fields"),
+    Route("POST", r"/tickets/{id:\d+}/status", ticket_pages.post_status, "ticket_status",
+          access=Access(kind="employee", employee_right=("edit_tickets", "on"))),
+    Route("POST", r"/tickets/{id:\d+}/assign", ticket_pages.post_assign, "ticket_assign",
+          access=Access(kind="employee", employee_right=("assign_tickets", "on"))),
+    Route("POST", r"/tickets/{id:\d+}/recipients", ticket_pages.post_recipients,
+          "ticket_recipients", access=Access(kind="employee",
+                                             employee_right=("edit_recipients", "on"))),
+    Route("POST", r"/tickets/{id:\d+}/notes", ticket_pages.post_note, "ticket_note",
+          access=Access(privilege=("history_notes", "on"), employee_right=("add_notes", "on"))),
+    Route("POST", r"/tickets/{id:\d+}/charges", ticket_pages.post_charge, "ticket_charge",
+          access=Access(kind="employee", employee_right=("log_charges", "on"))),
+    Route("POST", r"/tickets/{id:\d+}/emails", ticket_pages.post_email, "ticket_email",
+          access=Access(kind="employee", employee_right=("file_emails", "on"))),
+    Route("POST", r"/tickets/{id:\d+}/attachments", ticket_pages.post_attachment,
+          "ticket_attachment", access=Access(privilege=("upload_files", "on"),
+                                             employee_right=("upload_attachments", "on"))),
+    Route("POST", r"/tickets/{id:\d+}/close", ticket_pages.post_close, "ticket_close",
+          access=Access(kind="employee", employee_right=("close_tickets", "on"))),
+    # an employee's own alert and recipient settings (web/views/alerts.py)
+    Route("GET", "/me/alerts", alerts.alerts_page, "me_alerts", access=Access(kind="employee")),
+    Route("POST", "/me/alerts", alerts.alerts_submit, "me_alerts_submit",
+          access=Access(kind="employee")),
+    Route("GET", "/api/v1/me/alerts", alerts.api_get_alerts, "api_me_alerts",
+          access=Access(kind="employee")),
+    Route("PUT", "/api/v1/me/alerts", alerts.api_put_alerts, "api_me_alerts_put",
+          access=Access(kind="employee")),
+    # -- end of ticket pages --------------------------------------------------------------
+    # -- account data (web/views/account_api.py, account_pages.py): SPEC §2 rows 4-6, 8, 10,
+    # 12-14. The privilege of each route is declared here; customers without it get 403.
+    # Employees are not held to customer privileges: they read the account data of the
+    # accounts they may access (scope decides), but only customers accept quotes.
+    Route("GET", "/api/v1/assets", account_api.api_assets, "api_assets",
+          access=Access(privilege=("assets", "on"))),
+    Route("GET", "/api/v1/contracts", account_api.api_contracts, "api_contracts",
+          access=Access(privilege=("contracts", "on"))),
+    Route("GET", r"/api/v1/contracts/{id:\d+}", account_api.api_contract, "api_contract",
+          access=Access(privilege=("contracts", "on"))),
+    Route("GET", "/api/v1/documents", account_api.api_documents, "api_documents",
+          access=Access(privilege=("documents", "on"))),
+    Route("GET", r"/api/v1/documents/{id:\d+}", account_api.download_document, "api_document",
+          access=Access(privilege=("documents", "on"))),
+    Route("GET", "/api/v1/kb", account_api.api_kb, "api_kb",
+          access=Access(privilege=("kb", "view"))),
+    Route("GET", r"/api/v1/kb/{id:\d+}", account_api.api_kb_article, "api_kb_article",
+          access=Access(privilege=("kb", "view"))),
+    Route("GET", r"/api/v1/kb/{id:\d+}/files/{file_id:\d+}", account_api.download_kb_file,
+          "api_kb_file", access=Access(privilege=("kb", "download"))),
+    Route("GET", "/api/v1/quotes", account_api.api_quotes, "api_quotes",
+          access=Access(privilege=("quotes", "view"))),
+    Route("POST", r"/api/v1/quotes/{id:\d+}/accept", account_api.api_accept_quote,
+          "api_quote_accept", access=Access(kind="customer", privilege=("quotes", "accept"))),
+    Route("GET", "/assets", account_pages.assets_page, "assets",
+          access=Access(privilege=("assets", "on"))),
+    Route("GET", "/contracts", account_pages.contracts_page, "contracts",
+          access=Access(privilege=("contracts", "on"))),
+    Route("GET", r"/contracts/{id:\d+}", account_pages.contract_page, "contract",
+          access=Access(privilege=("contracts", "on"))),
+    Route("GET", "/documents", account_pages.documents_page, "documents",
+          access=Access(privilege=("documents", "on"))),
+    Route("GET", r"/documents/{id:\d+}", account_api.download_document, "document",
+          access=Access(privilege=("documents", "on"))),
+    Route("GET", "/kb", account_pages.kb_page, "kb",
+          access=Access(privilege=("kb", "view"))),
+    Route("GET", r"/kb/{id:\d+}", account_pages.kb_article_page, "kb_article",
+          access=Access(privilege=("kb", "view"))),
+    Route("GET", r"/kb/{id:\d+}/files/{file_id:\d+}", account_api.download_kb_file, "kb_file",
+          access=Access(privilege=("kb", "download"))),
+    Route("GET", "/quotes", account_pages.quotes_page, "quotes",
+          access=Access(privilege=("quotes", "view"))),
+    Route("POST", r"/quotes/{id:\d+}/accept", account_pages.accept_quote_submit, "quote_accept",
+          access=Access(kind="customer", privilege=("quotes", "accept"))),
+    # the form beside POST /api/v1/me/password, with the same access
+    Route("GET", "/me/password", password_page.password_page, "me_password",
+          access=Access(privilege=("change_password", "on"))),
+    Route("POST", "/me/password", password_page.password_submit, "me_password_submit",
+          access=Access(privilege=("change_password", "on"))),
+    # -- end of account data --------------------------------------------------------------
+    # -- administration (web/views/admin/): the portal face of daemon/admin.py, the functions
+    # `portald admin …` calls. ADMIN = employees whose group has the `admin` right; everyone
+    # else gets 404, as if these pages did not exist (Access.hide).
+    Route("GET", "/admin", admin_overview.overview_page, "admin", access=ADMIN),
+    Route("GET", "/admin/groups", admin_groups.customer["grid"], "admin_groups", access=ADMIN),
+    Route("POST", "/admin/groups", admin_groups.customer["create"], "admin_group_create",
+          access=ADMIN),
+    Route("GET", r"/admin/groups/{id:\d+}", admin_groups.customer["page"], "admin_group",
+          access=ADMIN),
+    Route("POST", r"/admin/groups/{id:\d+}/levels", admin_groups.customer["levels"],
+          "admin_group_levels", access=ADMIN),
+    Route("POST", r"/admin/groups/{id:\d+}/rename", admin_groups.customer["rename"],
+          "admin_group_rename", access=ADMIN),
+    Route("POST", r"/admin/groups/{id:\d+}/default", admin_groups.customer["default"],
+          "admin_group_default", access=ADMIN),
+    Route("POST", r"/admin/groups/{id:\d+}/delete", admin_groups.customer["delete"],
+          "admin_group_delete", access=ADMIN),
+    Route("GET", "/admin/employee-groups", admin_groups.employee["grid"],
+          "admin_employee_groups", access=ADMIN),
+    Route("POST", "/admin/employee-groups", admin_groups.employee["create"],
+          "admin_employee_group_create", access=ADMIN),
+    Route("GET", r"/admin/employee-groups/{id:\d+}", admin_groups.employee["page"],
+          "admin_employee_group", access=ADMIN),
+    Route("POST", r"/admin/employee-groups/{id:\d+}/levels", admin_groups.employee["levels"],
+          "admin_employee_group_levels", access=ADMIN),
+    Route("POST", r"/admin/employee-groups/{id:\d+}/rename", admin_groups.employee["rename"],
+          "admin_employee_group_rename", access=ADMIN),
+    Route("POST", r"/admin/employee-groups/{id:\d+}/delete", admin_groups.employee["delete"],
+          "admin_employee_group_delete", access=ADMIN),
+    Route("GET", "/admin/accounts", admin_webusers.accounts_page, "admin_accounts", access=ADMIN),
+    Route("POST", "/admin/accounts", admin_webusers.create_account, "admin_account_create",
+          access=ADMIN),
+    Route("GET", r"/admin/accounts/{id:\d+}", admin_webusers.users_page, "admin_account",
+          access=ADMIN),
+    Route("POST", r"/admin/accounts/{id:\d+}/users", admin_webusers.create_webuser,
+          "admin_webuser_create", access=ADMIN),
+    Route("POST", r"/admin/accounts/{id:\d+}/users/group", admin_webusers.set_group,
+          "admin_webuser_group", access=ADMIN),
+    Route("POST", r"/admin/accounts/{id:\d+}/users/active", admin_webusers.set_active,
+          "admin_webuser_active", access=ADMIN),
+    Route("POST", r"/admin/accounts/{id:\d+}/users/password", admin_webusers.reset_password,
+          "admin_webuser_password", access=ADMIN),
+    Route("GET", "/admin/employees", admin_employees.employees_page, "admin_employees",
+          access=ADMIN),
+    Route("POST", "/admin/employees", admin_employees.create_employee, "admin_employee_create",
+          access=ADMIN),
+    Route("POST", "/admin/license", admin_employees.set_license, "admin_license", access=ADMIN),
+    Route("GET", r"/admin/employees/{id:\d+}", admin_employees.employee_page, "admin_employee",
+          access=ADMIN),
+    Route("POST", r"/admin/employees/{id:\d+}/active", admin_employees.set_active,
+          "admin_employee_active", access=ADMIN),
+    Route("POST", r"/admin/employees/{id:\d+}/group", admin_employees.set_group,
+          "admin_employee_group_set", access=ADMIN),
+    Route("POST", r"/admin/employees/{id:\d+}/access", admin_employees.set_access,
+          "admin_employee_access", access=ADMIN),
+    Route("POST", r"/admin/employees/{id:\d+}/mail", admin_employees.set_mail,
+          "admin_employee_mail", access=ADMIN),
+    Route("POST", r"/admin/employees/{id:\d+}/rate", admin_employees.set_rate,
+          "admin_employee_rate", access=ADMIN),
+    Route("POST", r"/admin/employees/{id:\d+}/password", admin_employees.reset_password,
+          "admin_employee_password", access=ADMIN),
+    Route("GET", "/admin/audit", admin_audit.audit_page, "admin_audit", access=ADMIN),
+    Route("GET", "/admin/explain", admin_explain.explain_page, "admin_explain", access=ADMIN),
+    Route("GET", "/admin/outbox", admin_mail.outbox_page, "admin_outbox", access=ADMIN),
+    Route("POST", r"/admin/outbox/{id:\d+}/retry", admin_mail.retry, "admin_outbox_retry",
+          access=ADMIN),
+    Route("GET", "/admin/tickets", admin_mail.ticket_lookup, "admin_ticket_lookup",
+          access=ADMIN),
+    Route("GET", r"/admin/tickets/{id:\d+}/mail", admin_mail.ticket_mail_page,
+          "admin_ticket_mail", access=ADMIN),
+    # -- end of administration ------------------------------------------------------------
 ]
 
 
@@ -51,8 +307,19 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 def setup_web(app: web.Application) -> None:
-    app.middlewares.extend([metrics_middleware, error_middleware])
+    # Outermost first: errors are rendered for everything inside; access runs before CSRF
+    # because the CSRF token belongs to the session that access resolves.
+    app.middlewares.extend([metrics_middleware, error_middleware, access_middleware,
+                            csrf_middleware])
+    specs: dict[web.AbstractRoute, RouteSpec] = {}
     for r in ROUTES:
-        app.router.add_route(r.method, r.path, r.handler, name=r.name)
+        added = app.router.add_route(r.method, r.path, r.handler, name=r.name)
+        specs[added] = RouteSpec(public=r.public, access=r.access or Access())
+    app[ROUTE_SPECS] = specs
     if STATIC_DIR.exists():
         app.router.add_static("/static", STATIC_DIR, name="static")
+    # Templates extend web/templates/base.html; autoescaping is on for every template.
+    # aiohttp-jinja2 keeps its per-request context under a string key; that is its business.
+    warnings.filterwarnings("ignore", category=web.NotAppKeyWarning, module="aiohttp_jinja2")
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+                         context_processors=[aiohttp_jinja2.request_processor, template_context])

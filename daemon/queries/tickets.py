@@ -28,7 +28,9 @@ MAX_PAGE = 200
 def ticket_columns(p: Principal, t: str = "t") -> str:
     """The ticket columns `p` may see: priority, asset and assignee only where allowed."""
     cols = [f"{t}.id", f"{t}.number", f"{t}.account_id", f"{t}.status", f"{t}.description",
-            f"{t}.created_at", f"{t}.updated_at", f"{t}.closed_at", "a.name AS account_name"]
+            f"{t}.created_at", f"{t}.updated_at", f"{t}.closed_at",
+            # a subselect, not a join: the same list serves INSERT/UPDATE … RETURNING
+            f"(SELECT n.name FROM accounts n WHERE n.id = {t}.account_id) AS account_name"]
     if p.is_employee or p.can("priority", "view"):
         cols.append(f"{t}.priority")
     if p.is_employee or p.can("ticket_asset", "view"):
@@ -104,34 +106,77 @@ async def ticket_in_scope(conn: Conn, p: Principal, ticket_id: int) -> bool:
 
 async def create_ticket(conn: Conn, p: Principal, *, account_id: int, description: str,
                         priority: str | None = None, asset_id: int | None = None,
-                        assigned_to: int | None = None) -> tuple[int, asyncpg.Record | None]:
-    """Insert a ticket (the caller has checked the principal may create it there); return its
-    id and the ticket as the creator sees it (None for an own-scope creator who did not assign
-    it to themselves)."""
-    row = await conn.fetchrow(
-        """INSERT INTO tickets (account_id, description, priority, asset_id, assigned_to,
-                                created_by_employee, created_by_webuser)
-           VALUES ($1, $2, COALESCE($3, 'normal'), $4, $5, $6, $7) RETURNING id""",
+                        assigned_to: int | None = None) -> asyncpg.Record:
+    """Insert a ticket (the caller has checked the principal may create it there) and return
+    it with the columns its creator may see: they just wrote it, even when an own-scope
+    creator assigns it to someone else and will not see it again."""
+    return await conn.fetchrow(
+        f"""INSERT INTO tickets AS t (account_id, description, priority, asset_id, assigned_to,
+                                      created_by_employee, created_by_webuser)
+            VALUES ($1, $2, COALESCE($3, 'normal'), $4, $5, $6, $7) RETURNING {ticket_columns(p)}""",
         account_id, description, priority, asset_id, assigned_to,
         p.id if p.is_employee else None, p.id if p.is_customer else None)
-    return row["id"], await get_ticket(conn, p, row["id"])
 
 
-async def update_ticket(conn: Conn, p: Principal, ticket_id: int, changes: dict[str, Any]) -> asyncpg.Record | None:
-    """Apply already-authorised column changes to a ticket in scope; None if not in scope."""
+async def lock_ticket(conn: asyncpg.Connection, p: Principal, ticket_id: int) -> asyncpg.Record | None:
+    """Lock a ticket in scope for a change in the caller's transaction. Returns the raw
+    columns the change rules compare against (some of which `p` may not see: the caller
+    must not hand them out); None if the ticket is not in scope."""
+    params = Params(ticket_id)
+    return await conn.fetchrow(
+        f"""SELECT t.id, t.number, t.account_id, t.status, t.description, t.priority, t.asset_id,
+                   t.assigned_to
+              FROM tickets t WHERE t.id = $1 AND {scope.tickets(p, params)} FOR UPDATE OF t""",
+        *params.values)
+
+
+async def change_ticket(conn: Conn, p: Principal, ticket_id: int,
+                        changes: dict[str, Any]) -> asyncpg.Record | None:
+    """Apply already-authorised column changes to a ticket in scope and return it as `p` saw
+    it plus the changes (scope is judged on the row before the change, so reassigning an
+    own-scope ticket away still answers); None if not in scope."""
     allowed = {"description", "priority", "asset_id", "assigned_to", "status"}
-    if not changes or not set(changes) <= allowed:
+    if not set(changes) <= allowed:
         raise ValueError(f"unexpected ticket fields: {sorted(set(changes) - allowed)}")
     params = Params(ticket_id)
     sets = [f"{col} = {params.add(val)}" for col, val in changes.items()]
     if "status" in changes:
-        sets.append(f"closed_at = CASE WHEN {params.add(changes['status'])} = 'closed' "
+        sets.append(f"closed_at = CASE WHEN {params.add(changes['status'])}::text = 'closed' "
                     "THEN COALESCE(t.closed_at, now()) END")
     sets.append("updated_at = now()")
-    row = await conn.fetchrow(
-        f"UPDATE tickets t SET {', '.join(sets)} WHERE t.id = $1 AND {scope.tickets(p, params)} RETURNING t.id",
-        *params.values)
+    return await conn.fetchrow(
+        f"""UPDATE tickets t SET {', '.join(sets)} WHERE t.id = $1 AND {scope.tickets(p, params)}
+            RETURNING {ticket_columns(p)}""", *params.values)
+
+
+async def update_ticket(conn: Conn, p: Principal, ticket_id: int, changes: dict[str, Any]) -> asyncpg.Record | None:
+    """Apply already-authorised column changes to a ticket in scope; None if not in scope."""
+    if not changes:
+        raise ValueError("no ticket fields to change")
+    row = await change_ticket(conn, p, ticket_id, changes)
     return await get_ticket(conn, p, ticket_id) if row else None
+
+
+async def asset_in_account(conn: Conn, asset_id: int, account_id: int) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM assets WHERE id = $1 AND account_id = $2)", asset_id, account_id))
+
+
+async def employees_for_account(conn: Conn, employee_ids: list[int], account_id: int) -> set[int]:
+    """Those of `employee_ids` who are active and may access the account: the only valid
+    assignees and recipients of its tickets."""
+    rows = await conn.fetch(
+        """SELECT e.id FROM employees e
+            WHERE e.id = ANY($1::bigint[]) AND e.active AND (e.all_accounts OR EXISTS (
+                  SELECT 1 FROM employee_accounts x WHERE x.employee_id = e.id AND x.account_id = $2))""",
+        employee_ids, account_id)
+    return {r["id"] for r in rows}
+
+
+async def hourly_rate(conn: Conn, employee_id: int) -> Decimal:
+    """The employee's default labor rate (a charge may carry a special one instead)."""
+    rate = await conn.fetchval("SELECT hourly_rate FROM employees WHERE id = $1", employee_id)
+    return rate if rate is not None else Decimal(0)
 
 
 # -- children --------------------------------------------------------------------------------

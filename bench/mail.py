@@ -1,0 +1,316 @@
+"""Mail benchmark, standalone: its own PostgreSQL (temp dir), an aiosmtpd sink in a separate
+process, and the real daemon (`portald run`) as a subprocess.
+
+(a) latency from the COMMIT of a ticket assignment (made from a separate connection) to the
+    SMTP server accepting the alert, p50/p99 over LATENCY_EVENTS events (goal p99 < 250 ms);
+(b) throughput of the daemon draining DRAIN_MAILS queued mails;
+(c) a baseline sending the same mails with the standard library's smtplib, one connection per
+    mail, sequentially (goal: (b) >= 10x (c) and >= 500 mails/s).
+
+The last line printed is the one the benchmark exists for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import smtplib
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import asyncpg
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from daemon import fanout, mailer, migrations  # noqa: E402
+from daemon.config import load_config  # noqa: E402
+from daemon.embedded import EmbeddedPostgres, free_port  # noqa: E402
+
+LATENCY_EVENTS = 200
+DRAIN_MAILS = int(os.environ.get("BENCH_DRAIN_MAILS", 10_000))
+DRAIN_TICKETS = 100
+RENDER_CHUNK = 500
+DAEMON_START_TIMEOUT_S = 60
+DRAIN_TIMEOUT_S = 600
+
+# The sink: accepts everything, notes when (CLOCK_MONOTONIC is system-wide on Linux, so its
+# times compare with ours) and which ticket; writes in bulk so that the note costs nothing.
+SINK_CODE = r"""
+import sys, threading, time
+from aiosmtpd.controller import Controller
+
+lines, lock = [], threading.Lock()
+
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        now = time.monotonic_ns()
+        raw = envelope.original_content or envelope.content
+        start = raw.find(b"Subject: [")
+        tag = raw[start + 10:raw.find(b"]", start)].decode() if start >= 0 else "-"
+        with lock:
+            lines.append(f"{now} {tag}\n")
+        return "250 OK"
+
+port = int(sys.argv[1])
+controller = Controller(Handler(), hostname="127.0.0.1", port=port, server_hostname="localhost")
+controller.start()
+print("ready", flush=True)
+while True:
+    time.sleep(0.02)
+    with lock:
+        out, lines[:] = "".join(lines), []
+    if out:
+        sys.stdout.write(out)
+        sys.stdout.flush()
+"""
+
+
+class Sink:
+    """The sink process and what it reports: (monotonic ns, ticket number) per accepted mail."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.accepted: list[tuple[int, str]] = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen([sys.executable, "-c", SINK_CODE, str(port)],
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the SMTP sink did not start")
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            ns, tag = line.split(" ", 1)
+            with self.cond:
+                self.accepted.append((int(ns), tag.strip()))
+                self.cond.notify_all()
+
+    def count(self) -> int:
+        with self.cond:
+            return len(self.accepted)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def write_config(directory: Path, dsn: str, smtp_port: int) -> Path:
+    path = directory / "config.toml"
+    path.write_text(f"""
+[database]
+dsn = "{dsn}"
+[http]
+host = "127.0.0.1"
+port = {free_port()}
+public_url = "http://portal.bench"
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+from = "portald <portald@portal.bench>"
+[mail]
+poll_interval_s = 5
+[state]
+dir = "{directory / 'state'}"
+[log]
+level = "WARNING"
+""")
+    return path
+
+
+class Daemon:
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTALD_")}
+        self.log_path = log_path
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "daemon", "--config", str(config_path), "run"],
+                                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def seed(conn: asyncpg.Connection) -> dict[str, int]:
+    acme = await conn.fetchval("INSERT INTO accounts (name) VALUES ('Acme') RETURNING id")
+    standard = await conn.fetchval("SELECT id FROM employee_groups WHERE name = 'Standard'")
+    ids = {"acme": acme}
+    for name in ("alice", "bob", "carol", "dave"):
+        ids[name] = await conn.fetchval(
+            """INSERT INTO employees (username, full_name, email, group_id, all_accounts)
+               VALUES ($1, $2, $3, $4, true) RETURNING id""",
+            name, name.capitalize(), f"{name}@msp.bench", standard)
+    return ids
+
+
+async def wait_daemon_ready(conn: asyncpg.Connection, sink: Sink, daemon: Daemon) -> None:
+    """The daemon is up when a probe ticket's alert arrives."""
+    probe = await seed_probe(conn)
+    deadline = time.monotonic() + DAEMON_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if any(tag == probe for _, tag in sink.accepted[-50:]):
+            return
+        if daemon.proc.poll() is not None:
+            raise RuntimeError("the daemon exited:\n" + daemon.log_path.read_text()[-2000:])
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the daemon did not deliver its first mail in time")
+
+
+async def seed_probe(conn: asyncpg.Connection) -> str:
+    acme = await conn.fetchval("SELECT id FROM accounts WHERE name = 'Acme'")
+    alice = await conn.fetchval("SELECT id FROM employees WHERE username = 'alice'")
+    return await conn.fetchval("INSERT INTO tickets (account_id, description, assigned_to) "
+                               "VALUES ($1, 'probe', $2) RETURNING number", acme, alice)
+
+
+async def measure_latency(conn: asyncpg.Connection, sink: Sink, ids: dict[str, int]) -> list[float]:
+    tickets = [r["id"] for r in await conn.fetch(
+        """INSERT INTO tickets (account_id, description)
+           SELECT $1, 'latency ' || g FROM generate_series(1, $2) g RETURNING id""",
+        ids["acme"], LATENCY_EVENTS)]
+    numbers = dict(await conn.fetch("SELECT id, number FROM tickets WHERE id = ANY($1)", tickets))
+    await asyncio.sleep(1.0)  # the "created" events (nobody wants them) are out of the way
+    latencies = []
+    for i, ticket in enumerate(tickets):
+        who = ids[("bob", "carol", "dave")[i % 3]]
+        seen = sink.count()
+        await conn.execute("UPDATE tickets SET assigned_to = $1 WHERE id = $2", who, ticket)
+        committed = time.monotonic_ns()  # autocommit: the statement's return is its COMMIT
+        number = numbers[ticket]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with sink.cond:
+                hit = next((ns for ns, tag in sink.accepted[seen:] if tag == number), None)
+                if hit is None:
+                    sink.cond.wait(0.005)
+            if hit is not None:
+                latencies.append((hit - committed) / 1e6)
+                break
+            await asyncio.sleep(0)
+        else:
+            raise RuntimeError(f"no alert for {number}")
+        await asyncio.sleep(0.01)  # events one after another, not a burst
+    return latencies
+
+
+async def queue_mails(conn: asyncpg.Connection, ids: dict[str, int], cfg) -> None:
+    """DRAIN_MAILS outbox rows, made the real way: notes → events → fan-out."""
+    tickets = [r["id"] for r in await conn.fetch(
+        """INSERT INTO tickets (account_id, description)
+           SELECT $1, 'drain ' || g || E'\nwith a second line' FROM generate_series(1, $2) g RETURNING id""",
+        ids["acme"], DRAIN_TICKETS)]
+    await conn.execute("INSERT INTO ticket_recipients SELECT t, $2 FROM unnest($1::bigint[]) t",
+                       tickets, ids["bob"])
+    await conn.execute("UPDATE mail_events SET fanned_out = true WHERE NOT fanned_out")
+    await conn.execute(
+        """INSERT INTO history_notes (ticket_id, author_employee_id, body)
+           SELECT t, $2, 'Checked the cabling, replaced patch cable ' || g || E'.\nWill follow up tomorrow.'
+             FROM unnest($1::bigint[]) t, generate_series(1, $3) g""",
+        tickets, ids["alice"], DRAIN_MAILS // DRAIN_TICKETS)
+    identity = mailer.MailIdentity.from_config(cfg)
+    while (await fanout.fan_out(conn, identity=identity)).events:
+        pass
+    queued = await conn.fetchval("SELECT count(*) FROM outbox WHERE status = 'queued' AND event = 'note'")
+    assert queued == DRAIN_MAILS, queued
+
+
+async def drain(conn: asyncpg.Connection, sink: Sink, config_path: Path, log_path: Path) -> float:
+    before = sink.count()
+    daemon = Daemon(config_path, log_path)
+    try:
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while sink.count() - before < DRAIN_MAILS and time.monotonic() < deadline:
+            if daemon.proc.poll() is not None:
+                raise RuntimeError("the daemon exited; see its log")
+            await asyncio.sleep(0.1)
+    finally:
+        daemon.stop()
+    times = sorted(ns for ns, _ in sink.accepted[before:])
+    if len(times) < DRAIN_MAILS:
+        raise RuntimeError(f"only {len(times)} of {DRAIN_MAILS} mails arrived")
+    # from the first mail accepted to the last: the daemon's start-up is not the drain
+    return (len(times) - 1) / ((times[-1] - times[0]) / 1e9)
+
+
+async def render_same_mails(conn: asyncpg.Connection, cfg) -> list[tuple[str, bytes]]:
+    identity = mailer.MailIdentity.from_config(cfg)
+    rows = await conn.fetch("SELECT * FROM outbox WHERE event = 'note' ORDER BY id")
+    out = []
+    for start in range(0, len(rows), RENDER_CHUNK):
+        for item in await mailer.prepare_batch(conn, rows[start:start + RENDER_CHUNK], identity=identity):
+            assert isinstance(item, mailer.Prepared)
+            out.append((item.recipient, item.data))
+    return out
+
+
+def naive(mails: list[tuple[str, bytes]], port: int, sender: str) -> float:
+    started = time.perf_counter()
+    for recipient, data in mails:
+        # local_hostname given: smtplib would otherwise resolve our FQDN for every connection
+        with smtplib.SMTP("127.0.0.1", port, local_hostname="localhost", timeout=30) as smtp:
+            smtp.sendmail(sender, [recipient], data)
+    return len(mails) / (time.perf_counter() - started)
+
+
+def pct(values: list[float], p: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
+
+
+async def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="portald-bench-"))
+    os.chmod(root, 0o755)  # the embedded server may run as another user
+    pg = EmbeddedPostgres(root / "pg")
+    sink = Sink(free_port())
+    try:
+        dsn = await asyncio.to_thread(pg.start)
+        conn = await asyncpg.connect(dsn)
+        await migrations.migrate(conn)
+        ids = await seed(conn)
+        config_path = write_config(root, dsn, sink.port)
+        cfg = load_config(config_path)
+        log_path = root / "daemon.log"
+
+        print(f"machine: {os.cpu_count()} CPU(s); PostgreSQL, SMTP sink and daemon in separate processes")
+        daemon = Daemon(config_path, log_path)
+        try:
+            await wait_daemon_ready(conn, sink, daemon)
+            lat = await measure_latency(conn, sink, ids)
+        finally:
+            daemon.stop()
+        p50, p99 = statistics.median(lat), pct(lat, 99)
+        print(f"(a) commit → accepted over {len(lat)} assignments: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+              f"max {max(lat):.1f} ms")
+
+        await queue_mails(conn, ids, cfg)
+        rate = await drain(conn, sink, config_path, log_path)
+        sent = await conn.fetchval("SELECT count(*) FROM outbox WHERE event = 'note' AND status = 'sent'")
+        print(f"(b) drain: {DRAIN_MAILS} queued mails at {rate:.0f} mails/s ({sent} marked sent)")
+
+        mails = await render_same_mails(conn, cfg)
+        base = await asyncio.to_thread(naive, mails, sink.port, mailer.parseaddr(cfg.smtp.from_)[1])
+        print(f"(c) naive smtplib, one connection per mail, sequential: {len(mails)} mails at {base:.0f} mails/s")
+        await conn.close()
+        print(f"drain {rate:.0f} mails/s vs naive {base:.0f} mails/s: ratio {rate / base:.1f}x "
+              f"(goal >= 10x, >= 500 mails/s); p99 commit→accepted {p99:.0f} ms (goal < 250 ms)")
+    finally:
+        sink.stop()
+        await asyncio.to_thread(pg.stop)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,382 @@
+"""Portal benchmark, standalone: its own PostgreSQL (temp dir) with 100,000 tickets, the real
+portal (daemon.app.build_app) served by AppRunner/TCPSite in this process, and a load
+generator in a separate process (aiohttp client, CONCURRENCY requests in flight).
+
+Measured, one after the other, each for DURATION_S after WARMUP_S:
+  list page    GET /tickets as full@acme (1,000 tickets in the account, each with notes,
+               charges and emails)
+  detail       GET /tickets/{id} as full@acme (every section of the Full group)
+  api          GET /api/v1/tickets as full@acme
+  sub list     GET /tickets as sub1 ("my tickets": ~300 assigned, Acme only)
+  sub search   GET /tickets?q=... as sub1 (description, number and sub1's own notes)
+and, in the same process and set-up, two references served by a tiny aiohttp app:
+  ceiling      a handler that returns a constant
+  floor        a handler that runs only the customer list query with asyncpg, returns JSON
+
+Prints req/s, p50, p99 per target and the daemon's RSS, then LAST one line with each page's
+throughput relative to the floor (goal >= 0.5x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from daemon import migrations  # noqa: E402
+from daemon.app import build_app  # noqa: E402
+from daemon.config import load_config  # noqa: E402
+from daemon.demo import DEMO_PASSWORD, load_demo  # noqa: E402
+from daemon.embedded import EmbeddedPostgres, free_port  # noqa: E402
+from daemon.principals import find_user  # noqa: E402
+from daemon.queries import tickets as tq  # noqa: E402
+
+CONCURRENCY = 32
+WARMUP_S = float(os.environ.get("BENCH_WARMUP_S", 1.5))
+DURATION_S = float(os.environ.get("BENCH_DURATION_S", 6))
+TICKETS = 100_000
+CUSTOMER_TICKETS = 1_000
+SUB_TICKETS = 300
+BULK_ACCOUNTS = 200
+SUB_SEARCH = "printer 4"
+POOL_MAX = 10
+GOAL = 0.5
+
+# -- data ---------------------------------------------------------------------------------------
+
+# A bulk load, as a restore would do it: without per-row triggers (the mail events of 100,000
+# new tickets are not what this measures) — then ANALYZE, so the planner knows the sizes.
+LOAD_SQL = """
+SET session_replication_role = replica;
+
+INSERT INTO accounts (name) SELECT 'Bulk ' || g FROM generate_series(1, {bulk_accounts}) g;
+
+-- {total} tickets over time (ids grow with created_at): every 100th is the measured customer's
+-- ({customer} in all), the first {sub} of those assigned to sub1; the rest spread over the
+-- other accounts
+INSERT INTO tickets (account_id, description, priority, status, assigned_to, created_at,
+                     updated_at, closed_at)
+SELECT CASE WHEN mine THEN {acme} ELSE a.ids[1 + g % array_length(a.ids, 1)] END,
+       CASE WHEN mine THEN 'Bench ' || k || ': printer ' || (k % 97) || ' reports error '
+            ELSE 'Other ' || g || ': ' END || left(md5(g::text), 8),
+       (ARRAY['low', 'normal', 'high', 'urgent'])[1 + k % 4],
+       CASE WHEN k % 5 = 0 THEN 'closed' ELSE (ARRAY['open', 'in_progress', 'waiting'])[1 + k % 3] END,
+       CASE WHEN mine AND k < {sub} THEN {sub1} WHEN g % 2 = 0 THEN {tech} END,
+       now() - make_interval(mins => {total} - g), now() - make_interval(mins => {total} - g),
+       CASE WHEN k % 5 = 0 THEN now() END
+  FROM generate_series(1, {total}) g
+       -- k numbers the customer's tickets 0, 1, 2, …: their status and text vary with it
+       CROSS JOIN LATERAL (SELECT g % 100 = 50 AND g / 100 < {customer} AS mine,
+                                  CASE WHEN g % 100 = 50 THEN g / 100 ELSE g END AS k) m,
+       (SELECT array_agg(id) AS ids FROM accounts WHERE name <> 'Acme') a;
+
+-- a few notes, charges and emails on each of the customer's bench tickets; the author is the
+-- assignee, so sub1's own rows are there for sub1 to see
+WITH bench AS (SELECT id, COALESCE(assigned_to, {tech}) AS by FROM tickets
+                WHERE account_id = {acme} AND description LIKE 'Bench %')
+INSERT INTO history_notes (ticket_id, author_employee_id, body, created_at)
+SELECT b.id, b.by, 'Note ' || n || ': checked the printer queue and the driver ' || left(md5(b.id || '-' || n), 10),
+       now() - make_interval(mins => 10 * (4 - n))
+  FROM bench b, generate_series(1, 3) n;
+
+WITH bench AS (SELECT id, COALESCE(assigned_to, {tech}) AS by FROM tickets
+                WHERE account_id = {acme} AND description LIKE 'Bench %')
+INSERT INTO charges (ticket_id, kind, description, quantity, unit_price, employee_id)
+SELECT b.id, k.kind, k.what, k.quantity, k.price, b.by
+  FROM bench b, (VALUES ('labor', 'On-site work', 1.5, 65.00), ('expense', 'Travel', 1, 24.50),
+                        ('part', 'Toner', 2, 49.90)) AS k(kind, what, quantity, price);
+
+WITH bench AS (SELECT id FROM tickets WHERE account_id = {acme} AND description LIKE 'Bench %')
+INSERT INTO ticket_emails (ticket_id, from_addr, to_addr, subject, body, is_public, filed_by)
+SELECT b.id, 'it@acme.example', 'support@msp.example', 'Printer ' || b.id || ' (' || e || ')',
+       'Hello, the printer shows an error again. Regards', e = 1, {tech}
+  FROM bench b, generate_series(1, 2) e;
+
+SET session_replication_role = origin;
+ANALYZE;
+"""
+
+
+async def load_data(dsn: str) -> dict[str, Any]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrations.migrate(conn)
+        await load_demo(conn)
+        ids = {r["name"]: r["id"] for r in await conn.fetch("SELECT id, name FROM accounts")}
+        sub1 = await conn.fetchval("SELECT id FROM employees WHERE username = 'sub1'")
+        tech = await conn.fetchval("SELECT id FROM employees WHERE username = 'tech'")
+        existing = await conn.fetchval("SELECT count(*) FROM tickets")
+        # the ids are our own integers, so formatting them in is safe here
+        await conn.execute(LOAD_SQL.format(
+            bulk_accounts=BULK_ACCOUNTS, customer=CUSTOMER_TICKETS, sub=SUB_TICKETS,
+            total=TICKETS - existing, acme=ids["Acme"], sub1=sub1, tech=tech))
+        detail_id = await conn.fetchval(
+            "SELECT max(id) FROM tickets WHERE account_id = $1 AND status <> 'closed' "
+            "AND description LIKE 'Bench %'", ids["Acme"])
+        counts = await conn.fetchrow(
+            """SELECT (SELECT count(*) FROM tickets) AS tickets,
+                      (SELECT count(*) FROM tickets WHERE account_id = $1) AS customer,
+                      (SELECT count(*) FROM tickets WHERE assigned_to = $2) AS sub,
+                      (SELECT count(*) FROM history_notes) AS notes,
+                      (SELECT count(*) FROM charges) AS charges,
+                      (SELECT count(*) FROM ticket_emails) AS emails""", ids["Acme"], sub1)
+        return {"detail_id": detail_id, **dict(counts)}
+    finally:
+        await conn.close()
+
+
+# -- the references -------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, int | str | bool | type(None)) else str(value)
+
+
+def reference_app(dsn: str) -> web.Application:
+    """The ceiling (a constant) and the floor (only the list page's query, as JSON), on a pool
+    of the portal's size."""
+    app = web.Application()
+
+    async def pool_ctx(app: web.Application) -> Any:
+        app["pool"] = await asyncpg.create_pool(dsn, min_size=2, max_size=POOL_MAX)
+        app["principal"] = await find_user(app["pool"], "full@acme")
+        yield
+        await app["pool"].close()
+
+    async def ceiling(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def floor(request: web.Request) -> web.Response:
+        rows, _ = await tq.list_tickets(request.app["pool"], request.app["principal"],
+                                        tq.TicketFilter(status="open", limit=50))
+        return web.json_response([{k: _plain(v) for k, v in r.items()} for r in rows])
+
+    app.cleanup_ctx.append(pool_ctx)
+    app.router.add_get("/ceiling", ceiling)
+    app.router.add_get("/floor", floor)
+    return app
+
+
+# -- the load generator (a separate process) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    url: str
+    user: str | None  # logs in first
+
+
+async def _login(session: Any, base: str, username: str) -> None:
+    async with session.post(f"{base}/api/v1/login",
+                            json={"username": username, "password": DEMO_PASSWORD}) as resp:
+        if resp.status != 200:
+            raise SystemExit(f"login as {username} failed: {resp.status} {await resp.text()}")
+
+
+async def _hammer(session: Any, url: str, seconds: float) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        while (started := time.perf_counter()) < stop:
+            async with session.get(url, allow_redirects=False) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    errors += 1
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return latencies, errors
+
+
+async def client_main(spec: dict[str, Any]) -> None:
+    import aiohttp
+
+    results = {}
+    sessions: dict[str | None, aiohttp.ClientSession] = {}
+    try:
+        for t in (Target(**t) for t in spec["targets"]):
+            if t.user not in sessions:
+                connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+                # unsafe: keep cookies of an IP-address host (the portal listens on 127.0.0.1)
+                sessions[t.user] = aiohttp.ClientSession(
+                    connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True))
+                if t.user:
+                    await _login(sessions[t.user], spec["base"], t.user)
+            session = sessions[t.user]
+            await _hammer(session, t.url, WARMUP_S)
+            print(json.dumps({"event": "start", "key": t.key}), flush=True)
+            started = time.perf_counter()
+            latencies, errors = await _hammer(session, t.url, DURATION_S)
+            elapsed = time.perf_counter() - started
+            print(json.dumps({"event": "stop", "key": t.key}), flush=True)
+            latencies.sort()
+            results[t.key] = {
+                "rps": len(latencies) / elapsed,
+                "p50_ms": 1000 * statistics.median(latencies),
+                "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+                "requests": len(latencies), "errors": errors}
+    finally:
+        for s in sessions.values():
+            await s.close()
+    print(json.dumps({"event": "done", "results": results}), flush=True)
+
+
+# -- the server side ------------------------------------------------------------------------------
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def serve_and_measure(dsn: str, state: Path, data: dict[str, Any]) -> dict[str, Any]:
+    config_path = state / "config.toml"
+    config_path.write_text(f"""
+[database]
+dsn = "{dsn}"
+pool_min = 2
+pool_max = {POOL_MAX}
+[http]
+host = "127.0.0.1"
+port = 8080
+public_url = "http://127.0.0.1:8080"
+[smtp]
+host = "127.0.0.1"
+port = 8025
+[state]
+dir = "{state / 'state'}"
+[log]
+level = "WARNING"
+""")
+    cfg = load_config(config_path)
+    runners = []
+    ports = []
+    for app in (build_app(cfg, dsn, background=False), reference_app(dsn)):
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append(runner)
+        ports.append(port)
+    base, ref = (f"http://127.0.0.1:{p}" for p in ports)
+    targets = [
+        Target("ceiling", "ceiling (trivial handler)", f"{ref}/ceiling", None),
+        Target("floor", "floor (list query + JSON)", f"{ref}/floor", None),
+        Target("list", "list page (full@acme)", f"{base}/tickets", "full@acme"),
+        Target("detail", "detail page (full@acme)", f"{base}/tickets/{data['detail_id']}", "full@acme"),
+        Target("api", "api list (full@acme)", f"{base}/api/v1/tickets", "full@acme"),
+        Target("sub_list", "sub list (sub1, my tickets)", f"{base}/tickets", "sub1"),
+        Target("sub_search", "sub search (sub1)", f"{base}/tickets?q={SUB_SEARCH.replace(' ', '+')}", "sub1"),
+    ]
+    spec = {"base": base, "targets": [t.__dict__ for t in targets]}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--client", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps(spec).encode())
+    proc.stdin.close()
+
+    rss: dict[str, float] = {}
+    current: str | None = None
+    peak = 0.0
+
+    async def sample() -> None:
+        nonlocal peak
+        while True:
+            value = rss_mb()
+            peak = max(peak, value)
+            if current is not None:
+                rss[current] = max(rss.get(current, 0.0), value)
+            await asyncio.sleep(0.2)
+
+    sampler = asyncio.create_task(sample(), name="bench-rss")
+    results: dict[str, Any] = {}
+    try:
+        async for line in proc.stdout:
+            event = json.loads(line)
+            if event["event"] == "start":
+                current = event["key"]
+            elif event["event"] == "stop":
+                current = None
+            elif event["event"] == "done":
+                results = event["results"]
+        if await proc.wait() != 0:
+            raise SystemExit("the load generator failed")
+    finally:
+        sampler.cancel()
+        for runner in reversed(runners):
+            await runner.cleanup()
+    return {"targets": targets, "results": results, "rss": rss, "peak": peak}
+
+
+def report(data: dict[str, Any], measured: dict[str, Any]) -> None:
+    print(f"data: {data['tickets']:,} tickets, {data['customer']:,} in the customer's account, "
+          f"{data['sub']:,} assigned to sub1; {data['notes']:,} notes, {data['charges']:,} charges, "
+          f"{data['emails']:,} emails")
+    print(f"load: {CONCURRENCY} concurrent, {DURATION_S:g} s per target after {WARMUP_S:g} s warm-up, "
+          f"client in a separate process; {os.cpu_count()} CPUs")
+    results = measured["results"]
+    for t in measured["targets"]:
+        r = results[t.key]
+        errors = f", {r['errors']} errors" if r["errors"] else ""
+        print(f"{t.label:30} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.1f} ms   "
+              f"p99 {r['p99_ms']:6.1f} ms   rss {measured['rss'].get(t.key, 0):5.0f} MB{errors}")
+    print(f"daemon RSS: peak {measured['peak']:.0f} MB during the run")
+    floor = results["floor"]["rps"]
+    names = {"list": "list page", "detail": "detail", "api": "api", "sub_list": "sub list",
+             "sub_search": "sub search"}
+    ratios = [f"{label} {results[key]['rps'] / floor:.2f}x" + (" floor" if key == "list" else "")
+              for key, label in names.items()]
+    print(", ".join(ratios) + f" (goal >= {GOAL}x)")
+
+
+async def server_main(dsn: str, root: Path) -> None:
+    started = time.perf_counter()
+    data = await load_data(dsn)
+    print(f"loaded in {time.perf_counter() - started:.1f} s", flush=True)
+    measured = await serve_and_measure(dsn, root, data)
+    report(data, measured)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--client", action="store_true", help="(internal) run the load generator")
+    args = parser.parse_args()
+    if args.client:
+        asyncio.run(client_main(json.load(sys.stdin)))
+        return
+    root = Path(tempfile.mkdtemp(prefix="portald-bench-"))
+    root.chmod(0o755)  # the embedded server runs as `nobody` under root
+    pg = EmbeddedPostgres(root, fast_unsafe=True)
+    try:
+        asyncio.run(server_main(pg.start(), root))
+    finally:
+        pg.stop(force=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

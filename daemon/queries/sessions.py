@@ -1,0 +1,116 @@
+"""Sessions, login candidates, failed-login throttling and password changes.
+
+The session table stores only the SHA-256 of the cookie's token, so a leaked table or backup
+cannot be replayed as cookies. Timeouts are checked in SQL against the database clock, which
+every instance shares.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+
+Conn = asyncpg.Connection | asyncpg.Pool
+Kind = Literal["customer", "employee"]
+
+THROTTLE_WINDOW_S = 15 * 60
+# Failed-login rows older than this are of no further use to throttling.
+FAILURES_KEPT_S = 24 * 3600
+
+
+async def resolve(conn: Conn, token_hash: bytes, *, idle_s: int, absolute_s: int,
+                  touch_after_s: int) -> asyncpg.Record:
+    """One round trip: the current privilege version, and the session if it is still alive
+    (session columns are NULL otherwise). `stale` says last_seen_at deserves a touch."""
+    return await conn.fetchrow(
+        """SELECT p.version, s.webuser_id, s.employee_id, s.csrf_token, s.created_at,
+                  s.last_seen_at < now() - make_interval(secs => $4) AS stale
+             FROM privilege_state p
+             LEFT JOIN sessions s ON s.token_hash = $1
+                  AND s.expires_at > now()
+                  AND s.created_at > now() - make_interval(secs => $3)
+                  AND s.last_seen_at > now() - make_interval(secs => $2)""",
+        token_hash, idle_s, absolute_s, touch_after_s)
+
+
+async def touch(conn: Conn, token_hash: bytes) -> None:
+    await conn.execute("UPDATE sessions SET last_seen_at = now() WHERE token_hash = $1", token_hash)
+
+
+async def create(conn: Conn, *, token_hash: bytes, kind: Kind, user_id: int, csrf_token: str,
+                 absolute_s: int, ip: str, user_agent: str) -> datetime:
+    return await conn.fetchval(
+        """INSERT INTO sessions (token_hash, webuser_id, employee_id, csrf_token, expires_at,
+                                 ip, user_agent)
+           VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), $6, $7)
+           RETURNING expires_at""",
+        token_hash, user_id if kind == "customer" else None,
+        user_id if kind == "employee" else None, csrf_token, absolute_s, ip, user_agent[:500])
+
+
+async def delete(conn: Conn, token_hash: bytes) -> None:
+    await conn.execute("DELETE FROM sessions WHERE token_hash = $1", token_hash)
+
+
+async def delete_others(conn: Conn, *, kind: Kind, user_id: int, keep: bytes) -> int:
+    """End every other session of a user (after a password change)."""
+    column = "webuser_id" if kind == "customer" else "employee_id"
+    status = await conn.execute(
+        f"DELETE FROM sessions WHERE {column} = $1 AND token_hash <> $2", user_id, keep)
+    return int(status.split()[-1])
+
+
+async def purge_expired(conn: Conn) -> None:
+    """Housekeeping done at login: dead sessions and old failed attempts."""
+    await conn.execute("DELETE FROM sessions WHERE expires_at < now()")
+    await conn.execute("DELETE FROM login_failures WHERE at < now() - make_interval(secs => $1)",
+                       FAILURES_KEPT_S)
+
+
+async def login_candidate(conn: Conn, username: str) -> asyncpg.Record | None:
+    """Who a login name belongs to, with what is needed to let them in. `can_login` folds in
+    deactivation and, for employees, a web-access license seat."""
+    return await conn.fetchrow(
+        """SELECT 'customer' AS kind, id, username, password_hash, active AS can_login
+             FROM customer_web_users WHERE lower(username) = lower($1)
+           UNION ALL
+           SELECT 'employee', id, username, password_hash, active AND web_access
+             FROM employees WHERE lower(username) = lower($1)
+           LIMIT 1""",
+        username)
+
+
+async def password_hash(conn: Conn, kind: Kind, user_id: int) -> str | None:
+    table = "customer_web_users" if kind == "customer" else "employees"
+    return await conn.fetchval(f"SELECT password_hash FROM {table} WHERE id = $1", user_id)
+
+
+async def set_password_hash(conn: Conn, kind: Kind, user_id: int, new_hash: str) -> None:
+    table = "customer_web_users" if kind == "customer" else "employees"
+    await conn.execute(f"UPDATE {table} SET password_hash = $2 WHERE id = $1", user_id, new_hash)
+
+
+async def failures(conn: Conn, username: str, ip: str) -> asyncpg.Record:
+    """Failed attempts in the throttle window for this name and this address, and how many
+    seconds until the oldest of each leaves the window."""
+    return await conn.fetchrow(
+        """SELECT count(*) FILTER (WHERE lower(username) = lower($1)) AS by_user,
+                  count(*) FILTER (WHERE ip = $2) AS by_ip,
+                  ceil(extract(epoch FROM min(at) FILTER (WHERE lower(username) = lower($1))
+                       + make_interval(secs => $3) - now())) AS user_retry_s,
+                  ceil(extract(epoch FROM min(at) FILTER (WHERE ip = $2)
+                       + make_interval(secs => $3) - now())) AS ip_retry_s
+             FROM login_failures
+            WHERE at > now() - make_interval(secs => $3)
+              AND (lower(username) = lower($1) OR ip = $2)""",
+        username, ip, THROTTLE_WINDOW_S)
+
+
+async def record_failure(conn: Conn, username: str, ip: str) -> None:
+    await conn.execute("INSERT INTO login_failures (username, ip) VALUES ($1, $2)", username, ip)
+
+
+async def clear_failures(conn: Conn, username: str) -> None:
+    await conn.execute("DELETE FROM login_failures WHERE lower(username) = lower($1)", username)

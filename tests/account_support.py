@@ -1,0 +1,102 @@
+"""Shared by the account-data tests (tests/test_account_data.py, tests/test_account_pages.py):
+the levels each tested user should have, written out from SPEC §2 rather than read from the
+database, a custom group made through the admin layer, and id look-ups in the demo data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from daemon import admin
+from daemon.demo import DEMO_PASSWORD
+from daemon.passwords import hash_password
+from daemon.scope import CUSTOMER_IDENTIFIERS
+
+# The identifiers these pages and routes are governed by.
+GATED = ("assets", "asset_config_note", "contracts", "charges", "documents", "kb", "quotes",
+         "change_password")
+
+LEVELS: dict[str, dict[str, str]] = {
+    # SPEC §2: "Full: everything at its highest level"
+    "full@acme": {i: levels[-1] for i, levels in CUSTOMER_IDENTIFIERS.items()},
+    # "Partial: … assets tab, contracts, …, documents, …, KB view+download, quotes view,
+    # change password" — no charges, no configuration note
+    "partial@acme": {"assets": "on", "asset_config_note": "off", "contracts": "on",
+                     "charges": "off", "documents": "on", "kb": "download", "quotes": "view",
+                     "change_password": "on"},
+    # "Limited: tickets add, KB view, change password"
+    "limited@acme": {"assets": "off", "asset_config_note": "off", "contracts": "off",
+                     "charges": "off", "documents": "off", "kb": "view", "quotes": "none",
+                     "change_password": "on"},
+    # a custom group covering what no system group has: charges and quote acceptance without
+    # documents, no knowledge base at all, no password change
+    "custom@acme": {"assets": "on", "asset_config_note": "on", "contracts": "on",
+                    "charges": "on", "documents": "off", "kb": "none", "quotes": "accept",
+                    "change_password": "off"},
+}
+USERS = tuple(LEVELS)
+CUSTOM_GROUP = "Custom account data"
+
+
+def allowed(username: str, identifier: str, level: str = "on") -> bool:
+    levels = CUSTOMER_IDENTIFIERS[identifier]
+    have = LEVELS[username][identifier]
+    return levels.index(have) >= levels.index(level)
+
+
+async def add_custom_user(dsn: str) -> None:
+    """The custom group (all else off) and custom@acme in it, through daemon.admin."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await admin.create_customer_group(conn, actor="test", name=CUSTOM_GROUP)
+        await admin.set_customer_group_levels(conn, actor="test", name=CUSTOM_GROUP,
+                                              levels=LEVELS["custom@acme"])
+        await admin.create_webuser(conn, actor="test", account="Acme", username="custom@acme",
+                                   group=CUSTOM_GROUP, full_name="Cora Custom")
+        # the demo password is shorter than the admin layer accepts; set it as the demo does
+        await conn.execute("UPDATE customer_web_users SET password_hash = $1 WHERE username = $2",
+                           hash_password(DEMO_PASSWORD), "custom@acme")
+    finally:
+        await conn.close()
+
+
+async def fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def val(dsn: str, sql: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def demo_ids(dsn: str) -> dict[str, Any]:
+    """Ids of the demo rows the tests use, by meaning."""
+    ids: dict[str, Any] = {}
+    ids["contract"] = await val(dsn, """SELECT c.id FROM contracts c JOIN accounts a ON a.id = c.account_id
+                                        WHERE a.name = 'Acme' AND c.name = 'Managed services'""")
+    ids["document"] = await val(dsn, """SELECT d.id FROM documents d JOIN accounts a ON a.id = d.account_id
+                                        WHERE a.name = 'Acme' AND d.is_public ORDER BY d.id LIMIT 1""")
+    ids["kb"] = await val(dsn, "SELECT id FROM kb_articles WHERE title = 'Connecting to the office VPN'")
+    ids["kb_file"] = await val(dsn, "SELECT min(id) FROM kb_files WHERE article_id = $1", ids["kb"])
+    for number in ("Q-1001", "Q-1002", "Q-1003", "Q-1004"):
+        ids[number] = await val(dsn, "SELECT id FROM quotes WHERE number = $1", number)
+    return ids
+
+
+def nav_of(html: str) -> str:
+    """The main navigation of a portal page."""
+    start = html.index('<nav class="tabs"')
+    return html[start:html.index("</nav>", start)]
+
+
+def user_menu_of(html: str) -> str:
+    start = html.index('class="user-menu"')
+    return html[start:html.index("</details>", start)]

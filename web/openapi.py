@@ -1,0 +1,503 @@
+"""The OpenAPI 3.1 document of the JSON API, served at `GET /api/v1/openapi.json`.
+
+The list of operations is not written twice: the document is built from the application's
+route table (web/routes.py), so every /api/v1 route appears, with the security and privilege
+its `Access` declares. What a route's body and answer look like is described here, in
+`OPERATIONS`; a route without a description is published marked `x-undocumented` and fails
+tests/test_openapi.py, as does a description without a route.
+
+The document is public: it describes the contract (SPEC §7), not data, and a client needs it
+to find the login before it has a session.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from web.auth import ROUTE_SPECS, STATE_CHANGING, Access, RouteSpec
+from web.sessions import COOKIE_NAME
+
+JSON = dict[str, Any]
+API_PREFIX = "/api/v1/"
+VERSION = "1.0.0"
+
+
+def ref(name: str) -> JSON:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def items_of(schema: JSON) -> JSON:
+    return {"type": "object", "required": ["items"],
+            "properties": {"items": {"type": "array", "items": schema}}}
+
+
+def offset_page_of(schema: JSON) -> JSON:
+    return {"type": "object", "required": ["items", "next_offset"],
+            "properties": {"items": {"type": "array", "items": schema},
+                           "next_offset": {"type": ["integer", "null"],
+                                           "description": "the `offset` of the next page; null on the last"}}}
+
+
+ID = {"type": "integer", "minimum": 1}
+NULLABLE_ID = {"type": ["integer", "null"], "minimum": 1}
+TIME = {"type": "string", "format": "date-time"}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+DATE = {"type": ["string", "null"], "format": "date"}
+MONEY = {"type": "string", "pattern": r"^-?\d+\.\d{2}$", "description": "decimal as a string"}
+DECIMAL_IN = {"type": ["string", "number"], "description": "at most 2 decimals, e.g. \"1.50\""}
+PRIORITY = {"type": "string", "enum": ["low", "normal", "high", "urgent"]}
+STATUS = {"type": "string", "enum": ["open", "in_progress", "waiting", "closed"]}
+LEVEL = {"type": "string", "description": "the level of one identifier (SPEC §2/§3)"}
+SETTING_NAMES = ("alert_assigned", "alert_created", "alert_reminder", "alert_digest", "recv_note",
+                 "recv_status", "recv_closed", "recv_email", "recv_charge", "recv_own_changes")
+
+SCHEMAS: dict[str, JSON] = {
+    "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string", "examples": ["not_found", "invalid"]},
+                           "message": {"type": "string"},
+                           "field": {"type": "string", "description": "the input field at fault (422)"}}}}},
+    "Login": {
+        "type": "object", "required": ["username", "password"], "additionalProperties": False,
+        "properties": {"username": {"type": "string"}, "password": {"type": "string"}}},
+    "Me": {
+        "type": "object",
+        "required": ["kind", "id", "username", "display_name", "group", "privileges", "csrf_token"],
+        "properties": {
+            "kind": {"type": "string", "enum": ["customer", "employee"]},
+            "id": ID, "username": {"type": "string"}, "display_name": {"type": "string"},
+            "group": {"type": "string"},
+            "privileges": {"type": "object", "additionalProperties": LEVEL,
+                           "description": "every identifier of the user's kind → effective level"},
+            "csrf_token": {"type": "string", "description": "send back as X-CSRF-Token"},
+            "account_id": {**ID, "description": "customers: their account"},
+            "all_accounts": {"type": "boolean", "description": "employees"},
+            "account_ids": {"type": "array", "items": ID,
+                            "description": "employees without all_accounts: the accounts they may access"}}},
+    "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+    "PasswordChange": {
+        "type": "object", "required": ["current", "new"], "additionalProperties": False,
+        "properties": {"current": {"type": "string"}, "new": {"type": "string"}}},
+    "MailSettings": {
+        "type": "object", "required": list(SETTING_NAMES),
+        "properties": {n: {"type": "boolean"} for n in SETTING_NAMES}},
+    "MailSettingsChange": {
+        "type": "object", "additionalProperties": False,
+        "description": "the settings to change; the others stay",
+        "properties": {n: {"type": "boolean"} for n in SETTING_NAMES}},
+    "Ticket": {
+        "type": "object",
+        "required": ["id", "number", "account_id", "status", "description", "created_at",
+                     "updated_at", "closed_at"],
+        "properties": {
+            "id": ID, "number": {"type": "string", "examples": ["T-1000"]}, "account_id": ID,
+            "account_name": {"type": "string"}, "status": STATUS,
+            "description": {"type": "string", "description": "plain text, exactly as entered"},
+            "created_at": TIME, "updated_at": TIME, "closed_at": NULLABLE_TIME,
+            "priority": {**PRIORITY, "description": "only where the user may see it (customers: priority ≥ view)"},
+            "asset_id": {**NULLABLE_ID, "description": "only where the user may see it (customers: ticket_asset ≥ view)"},
+            "asset_name": {"type": ["string", "null"]},
+            "assigned_to": {**NULLABLE_ID, "description": "employees only"},
+            "assigned_name": {"type": ["string", "null"]},
+            "contact": {"type": "object", "description": "employees, on one ticket: the account's contact",
+                        "properties": {k: {"type": ["string", "null"]}
+                                       for k in ("name", "phone", "email", "address")}}}},
+    "TicketPage": {
+        "type": "object", "required": ["items", "next_cursor", "next"],
+        "properties": {"items": {"type": "array", "items": ref("Ticket")},
+                       "next_cursor": {"type": ["string", "null"],
+                                       "description": "pass as `cursor` for the next page; null on the last"},
+                       "next": {"type": ["string", "null"],
+                                "description": "the URL of the next page (same filters)"}}},
+    "NewTicket": {
+        "type": "object", "required": ["description"], "additionalProperties": False,
+        "properties": {
+            "description": {"type": "string", "minLength": 1, "maxLength": 20000},
+            "account_id": {**ID, "description": "employees: required, an account they may access; customers: their own (may be left out)"},
+            "priority": {**PRIORITY, "description": "customers need priority=edit"},
+            "asset_id": {**NULLABLE_ID, "description": "an asset of the account; customers need ticket_asset=edit"},
+            "assigned_to": {**NULLABLE_ID, "description": "employees with assign_tickets: an active employee with access to the account"}}},
+    "TicketChange": {
+        "type": "object", "minProperties": 1, "additionalProperties": False,
+        "description": "only the fields to change; a field sent with its current value needs no privilege",
+        "properties": {
+            "description": {"type": "string", "minLength": 1, "maxLength": 20000,
+                            "description": "customers: tickets_edit; employees: edit_tickets"},
+            "priority": {**PRIORITY, "description": "customers: priority=edit; employees: edit_tickets"},
+            "asset_id": {**NULLABLE_ID, "description": "customers: ticket_asset=edit; employees: edit_tickets"},
+            "status": {**STATUS, "description": "employees: edit_tickets (closed also needs close_tickets)"},
+            "assigned_to": {**NULLABLE_ID, "description": "employees: assign_tickets"}}},
+    "Close": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"note": {"type": "string", "maxLength": 20000,
+                                "description": "added as a history note in the same transaction (needs add_notes)"}}},
+    "Note": {
+        "type": "object", "required": ["id", "body", "created_at", "author", "author_kind"],
+        "properties": {"id": ID, "body": {"type": "string"}, "created_at": TIME,
+                       "author": {"type": "string"},
+                       "author_kind": {"type": "string", "enum": ["customer", "employee", "system"]}}},
+    "NewNote": {
+        "type": "object", "required": ["body"], "additionalProperties": False,
+        "properties": {"body": {"type": "string", "minLength": 1, "maxLength": 20000}}},
+    "Charge": {
+        "type": "object",
+        "required": ["id", "kind", "description", "quantity", "unit_price", "amount", "created_at"],
+        "properties": {"id": ID, "kind": {"type": "string", "enum": ["labor", "expense", "part"]},
+                       "description": {"type": "string"}, "quantity": MONEY, "unit_price": MONEY,
+                       "amount": MONEY, "employee": {"type": ["string", "null"]},
+                       "created_at": TIME}},
+    "NewCharge": {
+        "oneOf": [
+            {"type": "object", "title": "labor: hours × rate", "required": ["kind", "hours"],
+             "additionalProperties": False,
+             "properties": {"kind": {"const": "labor"}, "hours": DECIMAL_IN,
+                            "rate": {**DECIMAL_IN, "description": "default: the employee's hourly rate"},
+                            "description": {"type": "string", "maxLength": 2000}}},
+            {"type": "object", "title": "expense: one amount", "required": ["kind", "amount"],
+             "additionalProperties": False,
+             "properties": {"kind": {"const": "expense"}, "amount": DECIMAL_IN,
+                            "description": {"type": "string", "maxLength": 2000}}},
+            {"type": "object", "title": "part: quantity × unit price",
+             "required": ["kind", "quantity", "unit_price"], "additionalProperties": False,
+             "properties": {"kind": {"const": "part"}, "quantity": DECIMAL_IN,
+                            "unit_price": DECIMAL_IN,
+                            "description": {"type": "string", "maxLength": 2000}}}],
+        "discriminator": {"propertyName": "kind"}},
+    "Email": {
+        "type": "object", "required": ["id", "from", "to", "subject", "body", "public", "created_at"],
+        "properties": {"id": ID, "from": {"type": "string"}, "to": {"type": "string"},
+                       "subject": {"type": "string"}, "body": {"type": "string"},
+                       "public": {"type": "boolean"}, "created_at": TIME}},
+    "NewEmail": {
+        "type": "object", "required": ["subject", "body"], "additionalProperties": False,
+        "properties": {"subject": {"type": "string", "maxLength": 1000},
+                       "body": {"type": "string"},
+                       "from": {"type": "string", "description": "no line breaks"},
+                       "to": {"type": "string", "description": "no line breaks"},
+                       "public": {"type": "boolean", "default": False,
+                                  "description": "customers with public_emails see public ones"}}},
+    "Attachment": {
+        "type": "object",
+        "required": ["id", "filename", "content_type", "size", "public", "created_at", "download_url"],
+        "properties": {"id": ID, "filename": {"type": "string"}, "content_type": {"type": "string"},
+                       "size": {"type": "integer", "minimum": 0}, "public": {"type": "boolean"},
+                       "uploaded_by": {"type": ["string", "null"]}, "created_at": TIME,
+                       "download_url": {"type": "string"}}},
+    "Upload": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": {"type": "string", "contentMediaType": "application/octet-stream"},
+                       "public": {"type": "boolean",
+                                  "description": "employees: default false; customers' files are always public"}}},
+    "Recipient": {
+        "type": "object", "required": ["id", "username", "full_name", "email", "active"],
+        "properties": {"id": ID, "username": {"type": "string"}, "full_name": {"type": "string"},
+                       "email": {"type": "string"}, "active": {"type": "boolean"}}},
+    "RecipientsChange": {
+        "type": "object", "required": ["employee_ids"], "additionalProperties": False,
+        "properties": {"employee_ids": {
+            "type": "array", "items": ID, "maxItems": 200,
+            "description": "active employees with access to the ticket's account; replaces the list"}}},
+    "Asset": {
+        "type": "object", "required": ["id", "account_id", "name"],
+        "properties": {"id": ID, "account_id": ID, "name": {"type": "string"},
+                       "kind": {"type": "string"}, "serial": {"type": "string"},
+                       "config_note": {"type": "string", "description": "only with asset_config_note"}}},
+    "Contract": {
+        "type": "object", "required": ["id", "account_id", "name", "status"],
+        "properties": {"id": ID, "account_id": ID, "name": {"type": "string"},
+                       "status": {"type": "string", "enum": ["pending", "active", "expired", "cancelled"]},
+                       "terms": {"type": "string"}, "starts_on": DATE, "ends_on": DATE}},
+    "ContractDetail": {
+        "allOf": [ref("Contract"), {
+            "type": "object",
+            "properties": {"charges": {"type": "array", "items": ref("Charge"),
+                                       "description": "only with the charges privilege"},
+                           "charges_total": MONEY}}]},
+    "Document": {
+        "type": "object", "required": ["id", "account_id", "title", "filename"],
+        "properties": {"id": ID, "account_id": ID, "title": {"type": "string"},
+                       "filename": {"type": "string"}, "content_type": {"type": "string"},
+                       "size": {"type": "integer"}, "is_public": {"type": "boolean"},
+                       "created_at": TIME}},
+    "KbArticleSummary": {
+        "type": "object", "required": ["id", "title"],
+        "properties": {"id": ID, "title": {"type": "string"}, "is_public": {"type": "boolean"},
+                       "updated_at": TIME, "file_count": {"type": "integer"}}},
+    "KbArticle": {
+        "type": "object", "required": ["id", "title", "body"],
+        "properties": {"id": ID, "title": {"type": "string"}, "body": {"type": "string"},
+                       "is_public": {"type": "boolean"}, "updated_at": TIME,
+                       "files": {"type": "array", "description": "only with kb=download",
+                                 "items": {"type": "object", "required": ["id", "filename"],
+                                           "properties": {"id": ID, "filename": {"type": "string"},
+                                                          "content_type": {"type": "string"},
+                                                          "size": {"type": "integer"}}}}}},
+    "Quote": {
+        "type": "object", "required": ["id", "account_id", "number", "title", "amount", "status"],
+        "properties": {"id": ID, "account_id": ID, "number": {"type": "string"},
+                       "title": {"type": "string"}, "description": {"type": "string"},
+                       "amount": MONEY,
+                       "status": {"type": "string", "enum": ["open", "accepted", "declined"]},
+                       "valid_until": DATE, "accepted_at": NULLABLE_TIME,
+                       "accepted_by": {"type": ["string", "null"]},
+                       "expired": {"type": ["boolean", "null"]}, "acceptable": {"type": ["boolean", "null"]}}},
+}
+
+
+def query(name: str, schema: JSON, description: str) -> JSON:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
+
+
+LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+              "page size; above 200 is refused (422)")
+OFFSET = query("offset", {"type": "integer", "minimum": 0, "default": 0}, "items to skip")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What one route takes and answers, beyond what its `Access` already says."""
+
+    summary: str
+    response: JSON | None = None  # the schema of the success answer (JSON)
+    status: int = 200
+    request: JSON | None = None  # the schema of a JSON body
+    body_optional: bool = False
+    multipart: JSON | None = None  # the schema of a multipart/form-data body
+    download: bool = False  # the answer is a file, sent as an attachment
+    parameters: tuple[JSON, ...] = ()
+    errors: tuple[int, ...] = ()  # answers beyond those derived from the route
+    description: str = ""
+    extra: JSON = field(default_factory=dict)
+
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    # -- session (web/views/auth.py) --
+    ("POST", "/api/v1/login"): Operation(
+        "Log in: starts a session (cookie) and answers who you are with the CSRF token",
+        ref("Me"), request=ref("Login"), errors=(401, 429),
+        description="Wrong user and wrong password get the same 401. Throttled per user and address (429 with Retry-After)."),
+    ("POST", "/api/v1/logout"): Operation("Log out: ends the session", ref("Status")),
+    ("GET", "/api/v1/me"): Operation("Who am I: kind, group, effective privileges, CSRF token", ref("Me")),
+    ("POST", "/api/v1/me/password"): Operation(
+        "Change your own password; ends your other sessions", ref("Status"),
+        request=ref("PasswordChange"), errors=(429,)),
+    ("GET", "/api/v1/me/alerts"): Operation("An employee's own alert and recipient settings",
+                                             ref("MailSettings")),
+    ("PUT", "/api/v1/me/alerts"): Operation(
+        "Change some of your alert and recipient settings; answers all of them",
+        ref("MailSettings"), request=ref("MailSettingsChange")),
+    # -- tickets (web/views/api_tickets.py) --
+    ("GET", "/api/v1/tickets"): Operation(
+        "Tickets in scope, newest first, one page at a time", ref("TicketPage"),
+        parameters=(
+            query("status", {"type": "string", "enum": ["open", "in_progress", "waiting", "closed", "all"]},
+                  "`open`: every status but closed; default all"),
+            query("q", {"type": "string", "maxLength": 200},
+                  "text in the number, description or a history note the user may see"),
+            query("account_id", ID, "only this account's tickets"),
+            query("assigned", {"type": "string", "enum": ["me", "any"], "default": "me"},
+                  "employees: tickets assigned to them (default) or every ticket in their scope"),
+            LIMIT,
+            query("cursor", {"type": "string"}, "`next_cursor` of the previous page")),
+        errors=(422,)),
+    ("POST", "/api/v1/tickets"): Operation("Create a ticket", ref("Ticket"), status=201,
+                                           request=ref("NewTicket")),
+    ("GET", "/api/v1/tickets/{id}"): Operation("One ticket", ref("Ticket")),
+    ("PATCH", "/api/v1/tickets/{id}"): Operation(
+        "Change a ticket's description, priority, asset (and, employees: status, assignee)",
+        ref("Ticket"), request=ref("TicketChange")),
+    ("POST", "/api/v1/tickets/{id}/close"): Operation(
+        "Close a ticket, optionally with a closing note", ref("Ticket"), request=ref("Close"),
+        body_optional=True, errors=(409,), description="409 when the ticket is already closed."),
+    ("GET", "/api/v1/tickets/{id}/notes"): Operation(
+        "History notes (own-data employees: only their own)", items_of(ref("Note"))),
+    ("POST", "/api/v1/tickets/{id}/notes"): Operation("Add a history note", ref("Note"),
+                                                      status=201, request=ref("NewNote")),
+    ("GET", "/api/v1/tickets/{id}/charges"): Operation(
+        "Charges (own-data employees: only their own)", items_of(ref("Charge"))),
+    ("POST", "/api/v1/tickets/{id}/charges"): Operation(
+        "Log a labor, expense or part charge", ref("Charge"), status=201, request=ref("NewCharge")),
+    ("GET", "/api/v1/tickets/{id}/emails"): Operation(
+        "Emails filed under the ticket (customers: public ones only)", items_of(ref("Email"))),
+    ("POST", "/api/v1/tickets/{id}/emails"): Operation("File an email under the ticket",
+                                                       ref("Email"), status=201, request=ref("NewEmail")),
+    ("GET", "/api/v1/tickets/{id}/recipients"): Operation(
+        "Employees who get the ticket's mail", items_of(ref("Recipient"))),
+    ("PUT", "/api/v1/tickets/{id}/recipients"): Operation(
+        "Replace the ticket's recipients", items_of(ref("Recipient")), request=ref("RecipientsChange")),
+    ("GET", "/api/v1/tickets/{id}/attachments"): Operation(
+        "Files of the ticket (customers: public ones; own-data employees: their own)",
+        items_of(ref("Attachment"))),
+    ("POST", "/api/v1/tickets/{id}/attachments"): Operation(
+        "Upload a file to the ticket", ref("Attachment"), status=201, multipart=ref("Upload"),
+        description="413 as soon as the file passes the configured size limit."),
+    ("GET", "/api/v1/attachments/{id}"): Operation(
+        "Download an attachment (audited)", download=True),
+    ("GET", "/api/v1/openapi.json"): Operation("This document", {"type": "object"}),
+    # -- account data (web/views/account_api.py) --
+    ("GET", "/api/v1/assets"): Operation("The account's assets", offset_page_of(ref("Asset")),
+                                         parameters=(LIMIT, OFFSET), errors=(422,)),
+    ("GET", "/api/v1/contracts"): Operation("The account's contracts", offset_page_of(ref("Contract")),
+                                            parameters=(LIMIT, OFFSET), errors=(422,)),
+    ("GET", "/api/v1/contracts/{id}"): Operation("One contract, with its charges where allowed",
+                                                 ref("ContractDetail")),
+    ("GET", "/api/v1/documents"): Operation("The account's documents (customers: public ones)",
+                                            offset_page_of(ref("Document")),
+                                            parameters=(LIMIT, OFFSET), errors=(422,)),
+    ("GET", "/api/v1/documents/{id}"): Operation("Download a document (audited)", download=True),
+    ("GET", "/api/v1/kb"): Operation("Knowledge-base articles (customers: public ones)",
+                                     offset_page_of(ref("KbArticleSummary")),
+                                     parameters=(LIMIT, OFFSET), errors=(422,)),
+    ("GET", "/api/v1/kb/{id}"): Operation("One article, with its files where allowed", ref("KbArticle")),
+    ("GET", "/api/v1/kb/{id}/files/{file_id}"): Operation("Download a file of an article (audited)",
+                                                          download=True),
+    ("GET", "/api/v1/quotes"): Operation("The account's quotes", offset_page_of(ref("Quote")),
+                                         parameters=(LIMIT, OFFSET), errors=(422,)),
+    ("POST", "/api/v1/quotes/{id}/accept"): Operation(
+        "Accept a quote (once; records who and when)", ref("Quote"), errors=(409,),
+        description="409 when the quote is already accepted, declined or expired."),
+}
+
+_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
+
+
+def openapi_path(path: str) -> str:
+    """An aiohttp path (`/x/{id:\\d+}`) as OpenAPI writes it (`/x/{id}`)."""
+    return _PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
+
+
+def _error(description: str) -> JSON:
+    return {"description": description,
+            "content": {"application/json": {"schema": ref("Error")}}}
+
+
+_ERROR_TEXT = {
+    400: "malformed JSON, or not a JSON object",
+    401: "not logged in",
+    403: "the user's privileges do not allow this, or the CSRF token is missing or wrong",
+    404: "not found, or outside the user's scope (the two look alike)",
+    409: "conflict with the current state",
+    413: "the body or file is larger than allowed",
+    415: "the body is not of the required media type",
+    422: "a field is missing or invalid; `error.field` names it",
+    429: "too many attempts; see Retry-After",
+}
+
+
+def _access_text(access: Access) -> tuple[str, JSON]:
+    who = {"any": "any logged-in user", "customer": "customers only",
+           "employee": "employees only"}[access.kind]
+    parts, ext = [who], {"kind": access.kind}
+    if access.privilege:
+        parts.append(f"customers need {access.privilege[0]}={access.privilege[1]}")
+        ext["privilege"] = f"{access.privilege[0]}={access.privilege[1]}"
+    if access.employee_right:
+        parts.append(f"employees need {access.employee_right[0]}={access.employee_right[1]}")
+        ext["employee_right"] = f"{access.employee_right[0]}={access.employee_right[1]}"
+    if access.admin:
+        parts.append("administrators only")
+        ext["admin"] = True
+    return "; ".join(parts), ext
+
+
+def operation_object(method: str, path: str, spec: RouteSpec, name: str) -> JSON:
+    op = OPERATIONS.get((method, path))
+    documented = op is not None
+    op = op or Operation("(not described)")
+    responses: JSON = {}
+    if op.download:
+        responses["200"] = {
+            "description": "the file, as an attachment with a safe file name",
+            "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+            "content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                "contentMediaType": "application/octet-stream"}}}}
+    else:
+        responses[str(op.status)] = {"description": op.summary, "content": {
+            "application/json": {"schema": op.response or {"type": "object"}}}}
+    codes = set(op.errors)
+    if op.request is not None:
+        codes |= {400, 413, 415, 422}
+    if op.multipart is not None:
+        codes |= {413, 415, 422}
+    if not spec.public:
+        codes |= {401, 403}
+    if "{" in path:
+        codes.add(404)
+    for code in sorted(codes):
+        responses[str(code)] = _error(_ERROR_TEXT[code])
+    obj: JSON = {"operationId": name, "summary": op.summary, "responses": responses,
+                 "tags": [path.removeprefix(API_PREFIX).split("/")[0]]}
+    description = [op.description] if op.description else []
+    if spec.public:
+        obj["security"] = []
+        description.append("No login needed.")
+    else:
+        text, ext = _access_text(spec.access)
+        description.append(f"Who: {text}.")
+        obj["x-portald-access"] = ext
+        obj["security"] = ([{"session": [], "csrf": []}] if method in STATE_CHANGING
+                           else [{"session": []}])
+    obj["description"] = " ".join(description)
+    params = [{"name": n, "in": "path", "required": True, "schema": ID}
+              for n in _PARAM.findall(path)]
+    params += list(op.parameters)
+    if params:
+        obj["parameters"] = params
+    if op.request is not None:
+        obj["requestBody"] = {"required": not op.body_optional,
+                              "content": {"application/json": {"schema": op.request}}}
+    elif op.multipart is not None:
+        obj["requestBody"] = {"required": True,
+                              "content": {"multipart/form-data": {"schema": op.multipart}}}
+    if not documented:
+        obj["x-undocumented"] = True
+    obj.update(op.extra)
+    return obj
+
+
+def build_document(routes: Iterable[tuple[str, str, str, RouteSpec]]) -> JSON:
+    """The document for (method, path, name, spec) routes; only /api/v1 ones are included."""
+    paths: JSON = {}
+    for method, raw_path, name, spec in routes:
+        path = openapi_path(raw_path)
+        if not path.startswith(API_PREFIX):
+            continue
+        paths.setdefault(path, {})[method.lower()] = operation_object(method, path, spec, name)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "portald JSON API", "version": VERSION,
+                 "description": "Tickets and account data for customers and employees (SPEC §7). "
+                                "Log in with POST /api/v1/login; the session is a cookie. Every "
+                                "state-changing request sends the login answer's csrf_token in "
+                                "the X-CSRF-Token header. Errors: {\"error\": {\"code\", \"message\"}}."},
+        "servers": [{"url": "/"}],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": COOKIE_NAME,
+                            "description": "the session cookie set by POST /api/v1/login "
+                                           "(named __Host-portald_session behind https)"},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                         "description": "the csrf_token of the login answer or GET /api/v1/me"}}},
+    }
+
+
+def app_routes(app: web.Application) -> list[tuple[str, str, str, RouteSpec]]:
+    """The application's routes with their declared access (as the middleware sees them)."""
+    specs: dict[web.AbstractRoute, RouteSpec] = app[ROUTE_SPECS]
+    return [(route.method, route.resource.canonical, route.name or "", spec)
+            for route, spec in specs.items() if route.resource is not None]
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(build_document(app_routes(request.app)),
+                             headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,607 @@
+"""Every ticket action, authorised field by field and performed in one transaction: the one
+place the JSON API (web/views/api_tickets.py) and the HTML forms (web/views/ticket_pages.py)
+both call, so a form can never do what the API refuses, nor the other way round.
+
+Order of answers, the same for every action:
+- 403 when the principal's group lacks the privilege of the action (also declared on the
+  route, checked again here so that a caller cannot forget it) or of a field it sends;
+- 404 (`not_found`) when the ticket or attachment is missing *or* out of scope, alike;
+- 422 naming the field when a value is wrong (an asset of another account, an assignee
+  without access, a charge of -3 hours), 409 when the ticket's state forbids the action.
+
+Inputs arrive as small dataclasses built by `*.from_fields(Fields)` (web/validation.py), so
+types, lengths and control characters are checked before anything is authorised. Results are
+plain dicts ready for JSON (decimals and times as strings).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from daemon.db import user_error
+from daemon.keys import POOL
+from daemon.queries import audit
+from daemon.queries import tickets as q
+from daemon.scope import Principal
+from web.auth import actor_of
+from web.errors import ApiError, not_found
+from web.files import read_upload
+from web.validation import MAX_ID, Fields, invalid
+
+MAX_DESCRIPTION_CHARS = 20000
+MAX_NOTE_CHARS = 20000
+MAX_CHARGE_DESCRIPTION_CHARS = 2000
+MAX_SUBJECT_CHARS = 1000
+MAX_EMAIL_BODY_CHARS = 200_000
+MAX_ADDRESS_CHARS = 2000
+MAX_SEARCH_CHARS = 200
+DEFAULT_PAGE = 50
+
+# Bounds of a charge: beyond them a value is a typo, not work done.
+MAX_HOURS = Decimal("1000")
+MAX_RATE = Decimal("10000")
+MAX_AMOUNT = Decimal("1000000")
+MAX_QUANTITY = Decimal("100000")
+MAX_UNIT_PRICE = Decimal("1000000")
+CHARGE_FIELDS = {"labor": ("hours", "rate"), "expense": ("amount",), "part": ("quantity", "unit_price")}
+
+# every employee has at least the lowest ticket scope: reads are bounded by scope, not a right
+ANY_EMPLOYEE = ("ticket_scope", "own")
+
+TICKET_FIELDS = ("description", "priority", "asset_id", "status", "assigned_to")
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()  # a field the request did not send (None means "set it to null")
+
+
+# -- JSON shapes ------------------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+_CONTACT = {"contact_name": "name", "account_phone": "phone", "account_email": "email",
+            "account_address": "address"}
+
+
+def ticket_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ticket as `p` may see it: the query selected only the visible columns, so priority,
+    asset and assignee are simply absent when hidden."""
+    columns = dict(row.items())  # asyncpg records iterate over values, not keys
+    data = {k: plain(v) for k, v in columns.items() if k not in _CONTACT}
+    if "contact_name" in columns:
+        data["contact"] = {name: columns[col] for col, name in _CONTACT.items()}
+    return data
+
+
+def note_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "body": row["body"], "created_at": plain(row["created_at"]),
+            "author": row["author"], "author_kind": row["author_kind"]}
+
+
+def charge_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "kind": row["kind"], "description": row["description"],
+            "quantity": plain(row["quantity"]), "unit_price": plain(row["unit_price"]),
+            "amount": plain(row["amount"]), "employee": row["employee"],
+            "created_at": plain(row["created_at"])}
+
+
+def email_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "from": row["from_addr"], "to": row["to_addr"],
+            "subject": row["subject"], "body": row["body"], "public": row["is_public"],
+            "created_at": plain(row["created_at"])}
+
+
+def attachment_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "filename": row["filename"], "content_type": row["content_type"],
+            "size": row["size"], "public": row["is_public"], "uploaded_by": row["uploaded_by"],
+            "created_at": plain(row["created_at"]), "download_url": f"/api/v1/attachments/{row['id']}"}
+
+
+def recipient_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "username": row["username"], "full_name": row["full_name"],
+            "email": row["email"], "active": row["active"]}
+
+
+# -- privileges -------------------------------------------------------------------------------
+
+
+def require(p: Principal, *, customer: tuple[str, str] | None, employee: tuple[str, str] | None,
+            what: str) -> None:
+    """403 unless `p` has the action's privilege (None: that kind of user never may)."""
+    need = customer if p.is_customer else employee
+    if need is None:
+        raise ApiError(403, f"{'customers' if p.is_customer else 'employees'} cannot {what}")
+    if not p.can(*need):
+        group = "privilege group" if p.is_customer else "employee group"
+        raise ApiError(403, f"your {group} does not allow this ({need[0]})")
+
+
+def _refuse_field(field: str, why: str) -> ApiError:
+    return ApiError(403, f"{field}: {why}", field=field)
+
+
+def _field_privilege(p: Principal, field: str, *, customer: tuple[str, str] | None,
+                     employee: tuple[str, str] | None) -> None:
+    need = customer if p.is_customer else employee
+    if need is None:
+        kind = "customers" if p.is_customer else "employees"
+        raise _refuse_field(field, f"{kind} cannot set this field")
+    if not p.can(*need):
+        group = "privilege group" if p.is_customer else "employee group"
+        raise _refuse_field(field, f"your {group} does not allow setting it ({need[0]})")
+
+
+# -- transactions -----------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """One connection and one transaction for an action. A refusal from the database (a
+    check, a trigger) that validation missed is the user's 422, never a 500."""
+    async with pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                yield conn
+        except (asyncpg.IntegrityConstraintViolationError, asyncpg.RaiseError,
+                asyncpg.DataError) as exc:
+            message = user_error(exc) if isinstance(exc, asyncpg.PostgresError) else None
+            raise ApiError(422, message or "the database refused this value") from None
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def encode_cursor(ticket_id: int) -> str:
+    return base64.urlsafe_b64encode(f"t{ticket_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, ValueError):
+        raise invalid("cursor", "is not a cursor this server gave out") from None
+    if not raw.startswith("t") or not raw[1:].isdigit() or not 0 < int(raw[1:]) <= MAX_ID:
+        raise invalid("cursor", "is not a cursor this server gave out")
+    return int(raw[1:])
+
+
+def ticket_filter(fields: Fields, p: Principal) -> q.TicketFilter:
+    """The list's query string: status (open · closed · a status · all), q, account_id,
+    assigned (employees: me, the default, or any), limit (1…200, default 50), cursor."""
+    status = fields.choice("status", ("open", "all", *q.STATUSES), required=False)
+    text = fields.text("q", max_len=MAX_SEARCH_CHARS, required=False, allow_empty=True)
+    account_id = fields.id("account_id", required=False)
+    assigned = "any"
+    if p.is_employee:
+        # SPEC §3: employees list the tickets assigned to them unless they ask for more
+        assigned = fields.choice("assigned", ("me", "any"), required=False, default="me") or "me"
+    # above the maximum is refused (422), as on every other list of the API (web/pagination.py)
+    limit = fields.integer("limit", required=False, minimum=1, maximum=q.MAX_PAGE,
+                           default=DEFAULT_PAGE) or DEFAULT_PAGE
+    cursor = fields.text("cursor", max_len=64, required=False, allow_empty=True)
+    return q.TicketFilter(status=None if status in (None, "all") else status, q=text or None,
+                          account_id=account_id, assigned_to_me=assigned == "me",
+                          limit=limit,
+                          after_id=decode_cursor(cursor) if cursor else None)
+
+
+async def list_tickets(pool: asyncpg.Pool, p: Principal, f: q.TicketFilter) -> dict[str, Any]:
+    """One page: {"items": [...], "next_cursor": str | None}."""
+    async with pool.acquire() as conn:
+        rows, next_id = await q.list_tickets(conn, p, f)
+    return {"items": [ticket_json(r) for r in rows],
+            "next_cursor": encode_cursor(next_id) if next_id is not None else None}
+
+
+async def get_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int) -> dict[str, Any]:
+    async with pool.acquire() as conn:
+        row = await q.get_ticket(conn, p, ticket_id)
+    if row is None:
+        raise not_found()
+    return ticket_json(row)
+
+
+async def _children(pool: asyncpg.Pool, p: Principal, ticket_id: int, reader: Any) -> list[Any]:
+    async with pool.acquire() as conn:
+        # an empty list of an out-of-scope ticket must still be a 404, not a quiet []
+        if not await q.ticket_in_scope(conn, p, ticket_id):
+            raise not_found()
+        return await reader(conn, p, ticket_id)
+
+
+async def list_notes(pool: asyncpg.Pool, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
+    require(p, customer=("history_notes", "on"), employee=ANY_EMPLOYEE,
+            what="read history notes")
+    return [note_json(r) for r in await _children(pool, p, ticket_id, q.list_notes)]
+
+
+async def list_charges(pool: asyncpg.Pool, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
+    require(p, customer=("charges", "on"), employee=ANY_EMPLOYEE, what="read charges")
+    return [charge_json(r) for r in await _children(pool, p, ticket_id, q.list_charges)]
+
+
+async def list_emails(pool: asyncpg.Pool, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
+    require(p, customer=("public_emails", "on"), employee=ANY_EMPLOYEE,
+            what="read emails")
+    return [email_json(r) for r in await _children(pool, p, ticket_id, q.list_emails)]
+
+
+async def list_attachments(pool: asyncpg.Pool, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
+    # a ticket's public files are documents of the account (SPEC §1 "attachments/documents")
+    require(p, customer=("documents", "on"), employee=ANY_EMPLOYEE,
+            what="read attachments")
+    return [attachment_json(r) for r in await _children(pool, p, ticket_id, q.list_attachments)]
+
+
+async def list_recipients(pool: asyncpg.Pool, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
+    require(p, customer=None, employee=ANY_EMPLOYEE, what="see ticket recipients")
+    return [recipient_json(r) for r in await _children(pool, p, ticket_id, q.list_recipients)]
+
+
+# -- creating and changing a ticket -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    description: str
+    account_id: int | None = None
+    priority: str | None = None
+    asset_id: int | None = None
+    assigned_to: int | None = None
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> NewTicket:
+        new = cls(description=f.text("description", max_len=MAX_DESCRIPTION_CHARS, multiline=True),
+                  account_id=f.id("account_id", required=False),
+                  priority=f.choice("priority", q.PRIORITIES, required=False),
+                  asset_id=f.id("asset_id", required=False, nullable=True),
+                  assigned_to=f.id("assigned_to", required=False, nullable=True))
+        f.finish()
+        return new
+
+
+async def create_ticket(pool: asyncpg.Pool, p: Principal, new: NewTicket) -> dict[str, Any]:
+    """Customers: in their own account, priority with priority=edit, asset with
+    ticket_asset=edit. Employees: in an account they may access (required), assignee with
+    assign_tickets."""
+    require(p, customer=("tickets_add", "on"), employee=("create_tickets", "on"),
+            what="create tickets")
+    if p.is_customer:
+        if new.account_id is not None and new.account_id != p.account_id:
+            raise invalid("account_id", "no such account")
+        account_id = p.account_id
+    else:
+        if new.account_id is None:
+            raise invalid("account_id", "is required")
+        if not p.may_access_account(new.account_id):
+            # the same answer as for a missing account: no account ids are revealed
+            raise invalid("account_id", "no such account")
+        account_id = new.account_id
+    assert account_id is not None
+    if new.priority is not None:
+        _field_privilege(p, "priority", customer=("priority", "edit"), employee=("create_tickets", "on"))
+    if new.asset_id is not None:
+        _field_privilege(p, "asset_id", customer=("ticket_asset", "edit"),
+                         employee=("create_tickets", "on"))
+    if new.assigned_to is not None:
+        _field_privilege(p, "assigned_to", customer=None, employee=("assign_tickets", "on"))
+    async with transaction(pool) as conn:
+        if new.asset_id is not None and not await q.asset_in_account(conn, new.asset_id, account_id):
+            raise invalid("asset_id", "no such asset in this account")
+        if new.assigned_to is not None and not await q.employees_for_account(
+                conn, [new.assigned_to], account_id):
+            raise invalid("assigned_to", "not an active employee with access to this account")
+        row = await q.create_ticket(conn, p, account_id=account_id, description=new.description,
+                                    priority=new.priority, asset_id=new.asset_id,
+                                    assigned_to=new.assigned_to)
+    return ticket_json(row)
+
+
+@dataclass(frozen=True)
+class TicketChanges:
+    """The fields a PATCH (or form) sends; UNSET: not sent, None: clear it."""
+
+    description: Any = UNSET
+    priority: Any = UNSET
+    asset_id: Any = UNSET
+    status: Any = UNSET
+    assigned_to: Any = UNSET
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> TicketChanges:
+        values: dict[str, Any] = {}
+        if f.has("description"):
+            values["description"] = f.text("description", max_len=MAX_DESCRIPTION_CHARS,
+                                            multiline=True)
+        if f.has("priority"):
+            values["priority"] = f.choice("priority", q.PRIORITIES)
+        if f.has("asset_id"):
+            values["asset_id"] = f.id("asset_id", nullable=True)
+        if f.has("status"):
+            values["status"] = f.choice("status", q.STATUSES)
+        if f.has("assigned_to"):
+            values["assigned_to"] = f.id("assigned_to", nullable=True)
+        f.finish()
+        if not values:
+            raise ApiError(422, f"nothing to change: send at least one of {', '.join(TICKET_FIELDS)}")
+        return cls(**values)
+
+    def sent(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in TICKET_FIELDS if getattr(self, k) is not UNSET}
+
+
+async def update_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int,
+                        changes: TicketChanges) -> dict[str, Any]:
+    """Change description, priority, asset (customers and employees) and status, assignee
+    (employees). A field sent with the value it already has is no change and needs no
+    privilege, so a form may send all its fields; a field the principal may not even see is
+    refused whatever its value (comparing would reveal it)."""
+    sent = changes.sent()
+    async with transaction(pool) as conn:
+        current = await q.lock_ticket(conn, p, ticket_id)
+        if current is None:
+            raise not_found()
+        apply: dict[str, Any] = {}
+        for field, value in sent.items():
+            if field == "priority" and p.is_customer and not p.can("priority", "view"):
+                raise _refuse_field("priority", "your privilege group does not allow setting it (priority)")
+            if field == "asset_id" and p.is_customer and not p.can("ticket_asset", "view"):
+                raise _refuse_field("asset_id", "your privilege group does not allow setting it (ticket_asset)")
+            if field in ("status", "assigned_to") and p.is_customer:
+                raise _refuse_field(field, "customers cannot set this field")
+            if current[field] == value:
+                continue
+            _field_privilege(p, field, customer=_CUSTOMER_FIELD_PRIVILEGE.get(field),
+                             employee=_EMPLOYEE_FIELD_RIGHT[field])
+            if field == "status" and value == "closed" and not p.can("close_tickets"):
+                raise _refuse_field("status", "your employee group does not allow closing tickets (close_tickets)")
+            if field == "asset_id" and value is not None and not await q.asset_in_account(
+                    conn, value, current["account_id"]):
+                raise invalid("asset_id", "no such asset in this ticket's account")
+            if field == "assigned_to" and value is not None and not await q.employees_for_account(
+                    conn, [value], current["account_id"]):
+                raise invalid("assigned_to",
+                              "not an active employee with access to this ticket's account")
+            apply[field] = value
+        row = await q.change_ticket(conn, p, ticket_id, apply) if apply else await q.get_ticket(
+            conn, p, ticket_id)
+    if row is None:
+        raise not_found()
+    return ticket_json(row)
+
+
+_CUSTOMER_FIELD_PRIVILEGE: dict[str, tuple[str, str]] = {
+    "description": ("tickets_edit", "on"), "priority": ("priority", "edit"),
+    "asset_id": ("ticket_asset", "edit")}
+_EMPLOYEE_FIELD_RIGHT: dict[str, tuple[str, str]] = {
+    "description": ("edit_tickets", "on"), "priority": ("edit_tickets", "on"),
+    "asset_id": ("edit_tickets", "on"), "status": ("edit_tickets", "on"),
+    "assigned_to": ("assign_tickets", "on")}
+
+
+def closing_note(f: Fields) -> str | None:
+    """The optional `note` of a close request."""
+    note = f.text("note", max_len=MAX_NOTE_CHARS, multiline=True, required=False, allow_empty=True)
+    f.finish()
+    return note or None
+
+
+async def close_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int,
+                       note: str | None = None) -> dict[str, Any]:
+    """Close a ticket (employees with close_tickets), with an optional closing history note
+    in the same transaction. 409 when it is already closed."""
+    require(p, customer=None, employee=("close_tickets", "on"), what="close tickets")
+    if note and not p.can("add_notes"):
+        raise _refuse_field("note", "your employee group does not allow adding notes (add_notes)")
+    async with transaction(pool) as conn:
+        current = await q.lock_ticket(conn, p, ticket_id)
+        if current is None:
+            raise not_found()
+        if current["status"] == "closed":
+            raise ApiError(409, "the ticket is already closed")
+        if note:
+            await q.add_note(conn, p, ticket_id, note)
+        row = await q.change_ticket(conn, p, ticket_id, {"status": "closed"})
+    if row is None:
+        raise not_found()
+    return ticket_json(row)
+
+
+# -- children ---------------------------------------------------------------------------------
+
+
+def note_body(f: Fields) -> str:
+    body = f.text("body", max_len=MAX_NOTE_CHARS, multiline=True)
+    f.finish()
+    return body
+
+
+async def add_note(pool: asyncpg.Pool, p: Principal, ticket_id: int, body: str) -> dict[str, Any]:
+    require(p, customer=("history_notes", "on"), employee=("add_notes", "on"), what="add notes")
+    async with transaction(pool) as conn:
+        row = await q.add_note(conn, p, ticket_id, body)
+    if row is None:
+        raise not_found()
+    return {"id": row["id"], "body": row["body"], "created_at": plain(row["created_at"]),
+            "author": p.display_name, "author_kind": p.kind}
+
+
+@dataclass(frozen=True)
+class NewCharge:
+    """labor: hours × rate (default: the employee's hourly rate); expense: one amount;
+    part: quantity × unit_price."""
+
+    kind: str
+    quantity: Decimal
+    unit_price: Decimal | None  # None: labor at the employee's own rate
+    description: str = ""
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> NewCharge:
+        kind = f.choice("kind", q.CHARGE_KINDS)
+        assert kind is not None
+        for other, names in CHARGE_FIELDS.items():
+            for name in names:
+                if other != kind and f.has(name) and name not in CHARGE_FIELDS[kind]:
+                    raise invalid(name, f"is not a field of {kind} charges "
+                                        f"(they take {', '.join(CHARGE_FIELDS[kind])})")
+        description = f.text("description", max_len=MAX_CHARGE_DESCRIPTION_CHARS,
+                             required=False, allow_empty=True)
+        if kind == "labor":
+            quantity = f.decimal("hours", above=Decimal(0), maximum=MAX_HOURS)
+            unit_price = f.decimal("rate", required=False, minimum=Decimal(0), maximum=MAX_RATE)
+        elif kind == "expense":
+            quantity = Decimal("1.00")
+            unit_price = f.decimal("amount", above=Decimal(0), maximum=MAX_AMOUNT)
+        else:
+            quantity = f.decimal("quantity", above=Decimal(0), maximum=MAX_QUANTITY)
+            unit_price = f.decimal("unit_price", minimum=Decimal(0), maximum=MAX_UNIT_PRICE)
+        f.finish()
+        assert quantity is not None
+        return cls(kind=kind, quantity=quantity, unit_price=unit_price, description=description)
+
+
+async def add_charge(pool: asyncpg.Pool, p: Principal, ticket_id: int,
+                     charge: NewCharge) -> dict[str, Any]:
+    require(p, customer=None, employee=("log_charges", "on"), what="log charges")
+    async with transaction(pool) as conn:
+        rate = charge.unit_price
+        if rate is None:
+            rate = await q.hourly_rate(conn, p.id)
+        row = await q.add_charge(conn, p, ticket_id, kind=charge.kind, quantity=charge.quantity,
+                                 unit_price=rate, description=charge.description)
+    if row is None:
+        raise not_found()
+    return charge_json({**dict(row), "employee": p.display_name})
+
+
+@dataclass(frozen=True)
+class NewEmail:
+    subject: str
+    body: str
+    from_addr: str = ""
+    to_addr: str = ""
+    public: bool = False
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> NewEmail:
+        # from/to end up in mail headers: the single-line reader refuses CR and LF
+        new = cls(subject=f.text("subject", max_len=MAX_SUBJECT_CHARS),
+                  body=f.text("body", max_len=MAX_EMAIL_BODY_CHARS, multiline=True),
+                  from_addr=f.text("from", max_len=MAX_ADDRESS_CHARS, required=False, allow_empty=True),
+                  to_addr=f.text("to", max_len=MAX_ADDRESS_CHARS, required=False, allow_empty=True),
+                  public=f.boolean("public", default=False))
+        f.finish()
+        return new
+
+
+async def file_email(pool: asyncpg.Pool, p: Principal, ticket_id: int,
+                     email: NewEmail) -> dict[str, Any]:
+    require(p, customer=None, employee=("file_emails", "on"), what="file emails")
+    async with transaction(pool) as conn:
+        row = await q.file_email(conn, p, ticket_id, from_addr=email.from_addr,
+                                 to_addr=email.to_addr, subject=email.subject, body=email.body,
+                                 is_public=email.public)
+    if row is None:
+        raise not_found()
+    return email_json(row)
+
+
+def recipient_ids(f: Fields) -> list[int]:
+    ids = f.id_list("employee_ids")
+    f.finish()
+    return ids
+
+
+async def set_recipients(pool: asyncpg.Pool, p: Principal, ticket_id: int,
+                         employee_ids: list[int]) -> list[dict[str, Any]]:
+    """Replace the ticket's recipients: only active employees who may access its account."""
+    require(p, customer=None, employee=("edit_recipients", "on"), what="edit recipients")
+    async with transaction(pool) as conn:
+        current = await q.lock_ticket(conn, p, ticket_id)
+        if current is None:
+            raise not_found()
+        valid = await q.employees_for_account(conn, employee_ids, current["account_id"])
+        wrong = [i for i in employee_ids if i not in valid]
+        if wrong:
+            raise invalid("employee_ids", f"{wrong[0]} is not an active employee with access "
+                                          "to this ticket's account")
+        rows = await q.set_recipients(conn, p, ticket_id, employee_ids)
+    if rows is None:
+        raise not_found()
+    return [recipient_json(r) for r in rows]
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+async def upload_attachment(request: web.Request, p: Principal, ticket_id: int) -> dict[str, Any]:
+    """A multipart upload (`file`, and for employees an optional `public`, default false);
+    customers' files are always public. The size limit stops reading at once (413)."""
+    require(p, customer=("upload_files", "on"), employee=("upload_attachments", "on"),
+            what="upload files")
+    pool = request.app[POOL]
+    async with pool.acquire() as conn:
+        # refuse before reading megabytes for a ticket the principal cannot see
+        if not await q.ticket_in_scope(conn, p, ticket_id):
+            raise not_found()
+    try:
+        upload = await read_upload(request)
+    except (HttpProcessingError, ValueError):
+        # aiohttp's multipart parser refuses malformed part headers (raw control characters
+        # in a file name, a bad boundary): the client's mistake, not a 500
+        raise ApiError(400, "the multipart body is malformed", field="file") from None
+    f = Fields(upload.fields, form=True)
+    if p.is_customer:
+        if not f.boolean("public", default=True):
+            raise invalid("public", "files uploaded by customers are always public")
+        public = True
+    else:
+        public = f.boolean("public", default=False)
+    f.finish()
+    async with transaction(pool) as conn:
+        row = await q.add_attachment(conn, p, ticket_id, filename=upload.filename,
+                                     content_type=upload.content_type, data=upload.data,
+                                     is_public=public)
+    if row is None:
+        raise not_found()
+    return attachment_json({**dict(row), "uploaded_by": p.display_name})
+
+
+async def download_attachment(pool: asyncpg.Pool, p: Principal, attachment_id: int, *,
+                              ip: str = "") -> asyncpg.Record:
+    """The attachment (filename, content_type, data) if in scope; the download is audited
+    in the same transaction that reads it."""
+    require(p, customer=("documents", "on"), employee=ANY_EMPLOYEE,
+            what="download attachments")
+    async with transaction(pool) as conn:
+        row = await q.get_attachment(conn, p, attachment_id)
+        if row is None:
+            raise not_found()
+        await audit.record(conn, actor=actor_of(p), action="download",
+                           target=f"attachment:{attachment_id}",
+                           after={"ticket_id": row["ticket_id"], "filename": row["filename"]}, ip=ip)
+    return row
+

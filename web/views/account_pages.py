@@ -1,0 +1,175 @@
+"""The HTML pages of an account's own data: assets, contracts, documents, knowledge base and
+quotes (no JavaScript needed; printable). Reads and the quote acceptance are the same calls the
+JSON API makes (web/views/account_api.py); the route table holds the privilege of each page,
+and `account_data.shows` decides which gated sections a page renders at all.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from daemon.keys import POOL
+from daemon.queries import account_data as q
+from daemon.scope import Principal
+from web.auth import principal
+from web.errors import not_found
+from web.pagination import DEFAULT_LIMIT, page_request
+from web.validation import path_id
+from web.views.account_api import accept, total
+
+# what /quotes says after the acceptance it redirected from (?accepted=<id>)
+ACCEPTED_PARAM = "accepted"
+
+
+# -- formatting helpers handed to the templates ---------------------------------------------
+
+
+def money(value: Decimal | None) -> str:
+    return "" if value is None else f"{value:,.2f}"
+
+
+def when(value: datetime | date | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return value.isoformat()
+
+
+def size_text(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def render(template: str, request: web.Request, context: dict[str, Any], *,
+           status: int = 200) -> web.Response:
+    context.update(money=money, when=when, size_text=size_text)
+    response = aiohttp_jinja2.render_template(template, request, context, status=status)
+    # pages carry account data and a CSRF token: never from a shared cache
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def pager(request: web.Request, path: str, next_offset: int | None) -> dict[str, str | None]:
+    """Links to the next and first page of the list at `path`; the limit is carried only when
+    it is not the default."""
+    pr = page_request(request)
+    extra = f"&limit={pr.limit}" if pr.limit != DEFAULT_LIMIT else ""
+    return {
+        "next_url": f"{path}?offset={next_offset}{extra}" if next_offset is not None else None,
+        "first_url": f"{path}?{extra.lstrip('&')}" if pr.offset > 0 else None,
+    }
+
+
+async def _account_names(conn: Any, p: Principal) -> dict[int, str]:
+    # a customer sees one account, their own: the pages need no account column then
+    if p.is_customer:
+        return {}
+    return {r["id"]: r["name"] for r in await q.account_names(conn, p)}
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+
+async def assets_page(request: web.Request) -> web.Response:
+    p, pr = principal(request), page_request(request)
+    async with request.app[POOL].acquire() as conn:
+        page = await q.assets_page(conn, p, limit=pr.limit, offset=pr.offset)
+        accounts = await _account_names(conn, p)
+    return render("assets.html", request, {
+        "assets": page.items, "show_note": q.shows(p, "asset_config_note"),
+        "accounts": accounts, **pager(request, "/assets", page.next_offset)})
+
+
+async def contracts_page(request: web.Request) -> web.Response:
+    p, pr = principal(request), page_request(request)
+    async with request.app[POOL].acquire() as conn:
+        page = await q.contracts_page(conn, p, limit=pr.limit, offset=pr.offset)
+        accounts = await _account_names(conn, p)
+    return render("contracts.html", request, {
+        "contracts": page.items, "accounts": accounts,
+        **pager(request, "/contracts", page.next_offset)})
+
+
+async def contract_page(request: web.Request) -> web.Response:
+    p, contract_id = principal(request), path_id(request)
+    async with request.app[POOL].acquire() as conn:
+        contract = await q.get_contract(conn, p, contract_id)
+        if contract is None:
+            raise not_found()
+        show_charges = q.shows(p, "charges")
+        charges = await q.list_contract_charges(conn, p, contract_id) if show_charges else []
+        accounts = await _account_names(conn, p)
+    return render("contract.html", request, {
+        "contract": contract, "show_charges": show_charges, "charges": charges,
+        "charges_total": total(charges), "accounts": accounts})
+
+
+async def documents_page(request: web.Request) -> web.Response:
+    p, pr = principal(request), page_request(request)
+    async with request.app[POOL].acquire() as conn:
+        page = await q.documents_page(conn, p, limit=pr.limit, offset=pr.offset)
+        accounts = await _account_names(conn, p)
+    return render("documents.html", request, {
+        "documents": page.items, "accounts": accounts,
+        **pager(request, "/documents", page.next_offset)})
+
+
+async def kb_page(request: web.Request) -> web.Response:
+    p, pr = principal(request), page_request(request)
+    page = await q.kb_page(request.app[POOL], p, limit=pr.limit, offset=pr.offset)
+    return render("kb.html", request, {
+        "articles": page.items, "show_files": q.shows(p, "kb", "download"),
+        **pager(request, "/kb", page.next_offset)})
+
+
+async def kb_article_page(request: web.Request) -> web.Response:
+    p, article_id = principal(request), path_id(request)
+    async with request.app[POOL].acquire() as conn:
+        article = await q.get_kb_article(conn, p, article_id)
+        if article is None:
+            raise not_found()
+        show_files = q.shows(p, "kb", "download")
+        files = await q.list_kb_files(conn, p, article_id) if show_files else []
+    return render("kb_article.html", request, {
+        "article": article, "show_files": show_files, "files": files})
+
+
+async def _quotes(request: web.Request, *, error: str | None = None,
+                  status: int = 200) -> web.Response:
+    p, pr = principal(request), page_request(request)
+    accepted = None
+    async with request.app[POOL].acquire() as conn:
+        page = await q.quotes_page(conn, p, limit=pr.limit, offset=pr.offset)
+        accounts = await _account_names(conn, p)
+        raw = request.query.get(ACCEPTED_PARAM, "")
+        if error is None and raw.isascii() and raw.isdigit() and len(raw) <= 18:
+            # the notice names the quote as the database has it, never text from the URL
+            found = await q.get_quote(conn, p, int(raw))
+            accepted = found if found is not None and found["status"] == "accepted" else None
+    return render("quotes.html", request, {
+        "quotes": page.items, "accounts": accounts, "accepted": accepted, "error": error,
+        "may_accept": p.is_customer and p.can("quotes", "accept"),
+        **pager(request, "/quotes", page.next_offset)}, status=status)
+
+
+async def quotes_page(request: web.Request) -> web.Response:
+    return await _quotes(request)
+
+
+async def accept_quote_submit(request: web.Request) -> web.Response:
+    quote_id = path_id(request)
+    try:
+        await accept(request, principal(request), quote_id)
+    except q.QuoteNotAcceptable as exc:
+        # a conflict is news for the reader, not a broken page: say it above the list
+        return await _quotes(request, error=f"{str(exc)[:1].upper()}{str(exc)[1:]}.", status=409)
+    return web.Response(status=303, headers={"Location": f"/quotes?{ACCEPTED_PARAM}={quote_id}"})

@@ -1,0 +1,99 @@
+"""The audit table as a page: filter by actor, action, target and dates; each change shown as
+its fields before → after; paginated."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from daemon.queries import audit_search
+from web.views.admin.common import connection, render
+
+PAGE_SIZE = 50
+MAX_PAGE = 10_000
+MAX_FILTER_CHARS = 200
+FILTERS = ("actor", "action", "target", "from", "to")
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and all(not isinstance(v, dict | list) for v in value.values()):
+        # a group's levels and the like: "charges off, kb view" reads better than JSON
+        return ", ".join(f"{k} {_text(v)}" for k, v in value.items())
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def changes(before: Any, after: Any) -> list[tuple[str, str, str]]:
+    """(field, before, after) for each field that differs; a creation lists what it made, a
+    deletion what it removed."""
+    before, after = _json(before), _json(after)
+    if before is None and after is None:
+        return []
+    if isinstance(before, dict | None) and isinstance(after, dict | None):
+        old, new = before or {}, after or {}
+        keys = list(dict.fromkeys([*old, *new]))
+        return [(k, _text(old.get(k)) if before is not None else "",
+                 _text(new.get(k)) if after is not None else "")
+                for k in keys if before is None or after is None or old.get(k) != new.get(k)]
+    return [("", _text(before), _text(after))]
+
+
+def _day(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+async def audit_page(request: web.Request) -> web.Response:
+    query = {k: request.query.get(k, "").strip()[:MAX_FILTER_CHARS] for k in FILTERS}
+    errors: dict[str, str] = {}
+    bounds: dict[str, datetime | None] = {"from": None, "to": None}
+    for key in ("from", "to"):
+        if query[key]:
+            try:
+                day = _day(query[key])
+            except ValueError:
+                errors[f"filter.{key}"] = f'"{query[key]}" is not a date: use YYYY-MM-DD'
+                continue
+            # "to" includes its whole day
+            bounds[key] = datetime.combine(day + timedelta(days=1 if key == "to" else 0),
+                                           time.min, tzinfo=UTC)
+    page_text = request.query.get("page", "1")
+    page = int(page_text) if page_text.isdigit() and 0 < int(page_text) <= MAX_PAGE else 1
+    rows: list[Any] = []
+    async with connection(request) as conn:
+        if not errors:
+            rows = list(await audit_search.search(
+                conn, actor=query["actor"], action=query["action"], target=query["target"],
+                since=bounds["from"], until=bounds["to"], limit=PAGE_SIZE + 1,
+                offset=(page - 1) * PAGE_SIZE))
+        actions = await audit_search.actions(conn)
+    more = len(rows) > PAGE_SIZE
+    entries = [{"at": r["at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), "actor": r["actor"],
+                "action": r["action"], "target": r["target"], "ip": r["ip"],
+                "changes": changes(r["before"], r["after"])} for r in rows[:PAGE_SIZE]]
+    kept = {k: v for k, v in query.items() if v}
+
+    def page_link(n: int) -> str:
+        return "/admin/audit?" + urlencode({**kept, "page": n})
+
+    return render(request, "admin_audit.html",
+                  {"entries": entries, "query": query, "actions": actions, "page": page,
+                   "newer": page_link(page - 1) if page > 1 else None,
+                   "older": page_link(page + 1) if more else None,
+                   "filtered": bool(kept)},
+                  status=422 if errors else 200, errors=errors)

@@ -1,0 +1,32 @@
+""""Can USER see TICKET?": the answer of `portald admin explain`, from the same function."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from daemon.admin import AdminError
+from daemon.explain import explain
+from web.views.admin.common import connection, field_for, render
+
+MAX_INPUT_CHARS = 200
+
+
+async def explain_page(request: web.Request) -> web.Response:
+    username = request.query.get("user", "").strip()[:MAX_INPUT_CHARS]
+    ticket = request.query.get("ticket", "").strip()[:MAX_INPUT_CHARS]
+    context = {"username": username, "ticket": ticket, "result": None}
+    errors: dict[str, str] = {}
+    if "user" in request.query or "ticket" in request.query:
+        if not username:
+            errors["explain.user"] = "give a user name"
+        if not ticket:
+            errors["explain.ticket"] = "give a ticket id or number (e.g. T-1000)"
+        if not errors:
+            try:
+                async with connection(request) as conn:
+                    context["result"] = await explain(conn, username, ticket)
+            except AdminError as exc:
+                key = field_for(str(exc), (("ticket", "explain.ticket"),), "explain.user")
+                errors[key] = str(exc)
+    return render(request, "admin_explain.html", context, status=422 if errors else 200,
+                  errors=errors)

@@ -1,0 +1,49 @@
+"""The change-password form: the same `web.auth.change_password` that
+`POST /api/v1/me/password` calls, with its refusals shown beside the field they concern."""
+
+from __future__ import annotations
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from web.auth import change_password
+from web.errors import ApiError
+
+DONE_PARAM = "changed"
+
+
+def _form(request: web.Request, *, errors: dict[str, str] | None = None, done: bool = False,
+          status: int = 200) -> web.Response:
+    response = aiohttp_jinja2.render_template(
+        "password.html", request, {"errors": errors or {}, "done": done}, status=status)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+async def password_page(request: web.Request) -> web.Response:
+    return _form(request, done=request.query.get(DONE_PARAM) == "1")
+
+
+async def password_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+
+    def text(name: str) -> str:
+        value = form.get(name)
+        return value if isinstance(value, str) else ""
+
+    current, new, repeat = text("current"), text("new"), text("repeat")
+    if not current:
+        return _form(request, errors={"current": "Enter your current password."}, status=422)
+    if new != repeat:
+        return _form(request, errors={"repeat": "The two new passwords differ."}, status=422)
+    try:
+        await change_password(request, current, new)
+    except ApiError as err:
+        # 422 names its field; a 429 (too many wrong tries) concerns the form as a whole
+        message = err.message[:1].upper() + err.message[1:] + "."
+        field = err.field if err.field in ("current", "new") else "form"
+        response = _form(request, errors={field: message}, status=err.status)
+        response.headers.update(err.headers)
+        return response
+    # after the redirect a reload cannot post the form again
+    return web.Response(status=303, headers={"Location": f"/me/password?{DONE_PARAM}=1"})

@@ -1,0 +1,451 @@
+"""The ticket pages of the portal (HTML, no JavaScript needed): the list, one ticket, a new
+ticket, the print view, and the form posts on a ticket.
+
+Reads go through daemon/queries (scoped there); every change goes through web/ticket_actions,
+the same authorised actions the JSON API uses, so a form can never do what the API would
+refuse. What a page shows is decided in one place, `sections_for`: a section a privilege turns
+off is not rendered at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp_jinja2
+import asyncpg
+from aiohttp import web
+
+from daemon.keys import POOL
+from daemon.queries import account_data, mail
+from daemon.queries import employees as employees_q
+from daemon.queries import tickets as q
+from daemon.scope import Principal
+from web import ticket_actions as actions
+from web.auth import CSRF_FIELD, client_ip, principal
+from web.errors import ApiError, not_found
+from web.files import download_response
+from web.validation import Fields, path_id
+
+MAX_ID = 2**63 - 1
+MAX_QUERY_CHARS = 200
+PAGE_SIZE = 50
+
+STATUS_LABELS = {"open": "Open", "in_progress": "In progress", "waiting": "Waiting",
+                 "closed": "Closed"}
+
+# ?done=<key> after a successful form post: the notice shown on the ticket page
+DONE_MESSAGES = {
+    "created": "The ticket was created.",
+    "description": "The description was saved.",
+    "fields": "The ticket was updated.",
+    "assign": "The ticket was reassigned.",
+    "status": "The status was changed.",
+    "recipients": "The recipients were saved.",
+    "note": "Your note was added.",
+    "charge": "The charge was logged.",
+    "email": "The email was filed.",
+    "attachment": "The file was uploaded.",
+    "close": "The ticket was closed.",
+}
+
+
+# -- what a principal sees and may do on one ticket -------------------------------------------
+
+
+@dataclass(frozen=True)
+class TicketSections:
+    """Which sections and forms a ticket page renders for one principal. The actions check
+    again on every post; this only keeps the page from offering what they would refuse."""
+
+    edit_description: bool
+    priority: str  # none · view · edit
+    asset: str  # none · view · edit
+    notes: bool
+    add_note: bool
+    emails: bool
+    file_email: bool
+    attachments: bool
+    upload: bool
+    charges: bool
+    log_charges: bool
+    contact: bool
+    assignee: bool
+    assign: bool
+    status: bool
+    recipients: bool
+    edit_recipients: bool
+    delivery: bool
+    close: bool
+
+
+def sections_for(p: Principal, ticket: asyncpg.Record | dict[str, Any]) -> TicketSections:
+    closed = ticket["status"] == "closed"
+    if p.is_customer:
+        return TicketSections(
+            edit_description=p.can("tickets_edit"),
+            priority=p.level("priority") if p.can("priority", "view") else "none",
+            asset=p.level("ticket_asset") if p.can("ticket_asset", "view") else "none",
+            notes=p.can("history_notes"), add_note=p.can("history_notes"),
+            emails=p.can("public_emails"), file_email=False,
+            # public ticket files are documents of the account; uploading is its own privilege
+            attachments=p.can("documents"), upload=p.can("upload_files"),
+            charges=p.can("charges"), log_charges=False,
+            contact=False, assignee=False, assign=False, status=False, recipients=False,
+            edit_recipients=False, delivery=False, close=False)
+    edit = p.can("edit_tickets")
+    return TicketSections(
+        edit_description=edit,
+        priority="edit" if edit else "view",
+        asset="edit" if edit else "view",
+        notes=True, add_note=p.can("add_notes"),
+        emails=True, file_email=p.can("file_emails"),
+        attachments=True, upload=p.can("upload_attachments"),
+        charges=True, log_charges=p.can("log_charges"),
+        contact=True, assignee=True, assign=p.can("assign_tickets"), status=edit,
+        recipients=True, edit_recipients=p.can("edit_recipients"), delivery=True,
+        close=p.can("close_tickets") and not closed)
+
+
+# -- small helpers ----------------------------------------------------------------------------
+
+
+def _int(value: str | None) -> int | None:
+    """A positive id from a query string, or None (a bad filter is simply ignored)."""
+    value = (value or "").strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 19:
+        return None
+    n = int(value)
+    return n if 0 < n <= MAX_ID else None
+
+
+def money(value: Decimal | int | float | None) -> str:
+    return "" if value is None else f"{Decimal(value):,.2f}"
+
+
+def amount_input(value: Decimal | int | float | None) -> str:
+    """A number as a form field's value: no thousands separator, so it reads back."""
+    return "" if value is None else f"{Decimal(value):.2f}"
+
+
+def file_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def render(template: str, request: web.Request, context: dict[str, Any], *,
+           status: int = 200) -> web.Response:
+    context.setdefault("status_labels", STATUS_LABELS)
+    context.setdefault("money", money)
+    context.setdefault("amount_input", amount_input)
+    context.setdefault("file_size", file_size)
+    response = aiohttp_jinja2.render_template(template, request, context, status=status)
+    # pages carry personal data and a CSRF token: never from a shared cache
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# -- the list ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListParams:
+    """The list's query string, read leniently: an unknown value falls back to the default."""
+
+    status: str | None
+    q: str
+    account_id: int | None
+    mine: bool
+    cursor: int | None
+
+    @classmethod
+    def read(cls, p: Principal, query: Any) -> ListParams:
+        status = query.get("status", "open" if p.is_customer else "")
+        if p.is_customer:
+            status = status if status in ("open", "closed") else "open"
+        elif status not in ("open", *q.STATUSES):
+            status = ""
+        return cls(status=status or None,
+                   q=(query.get("q") or "").strip()[:MAX_QUERY_CHARS],
+                   account_id=_int(query.get("account")) if p.is_employee else None,
+                   # employees start on the tickets assigned to them
+                   mine=p.is_employee and query.get("mine", "1") != "0",
+                   cursor=_int(query.get("cursor")))
+
+    def url(self, **changes: Any) -> str:
+        """This list's URL with some parameters changed (None drops one)."""
+        values: dict[str, Any] = {"status": self.status or "", "q": self.q,
+                                  "account": self.account_id or "", "mine": "1" if self.mine else "0",
+                                  "cursor": self.cursor or ""}
+        values.update(changes)
+        kept = {k: v for k, v in values.items() if v not in (None, "")}
+        return "/tickets" + ("?" + urlencode(kept) if kept else "")
+
+
+async def ticket_list(request: web.Request) -> web.Response:
+    p = principal(request)
+    params = ListParams.read(p, request.query)
+    f = q.TicketFilter(status=params.status, q=params.q or None, account_id=params.account_id,
+                       assigned_to_me=params.mine, limit=PAGE_SIZE, after_id=params.cursor)
+    async with request.app[POOL].acquire() as conn:
+        rows, next_cursor = await q.list_tickets(conn, p, f)
+        accounts = await account_data.account_names(conn, p) if p.is_employee else []
+    return render("tickets_list.html", request, {
+        "tickets": rows, "params": params, "accounts": accounts,
+        "next_url": params.url(cursor=next_cursor) if next_cursor else None,
+        "first_url": params.url(cursor=None) if params.cursor else None,
+        "statuses": q.STATUSES,
+        "show_priority": p.is_employee or p.can("priority", "view"),
+        "done": DONE_MESSAGES.get(request.query.get("done", "")),
+    })
+
+
+# -- one ticket -------------------------------------------------------------------------------
+
+
+async def ticket_context(conn: asyncpg.Connection, p: Principal, ticket_id: int) -> dict[str, Any]:
+    """Everything a ticket page shows to `p`; raises 404 when the ticket is not in scope. Only
+    the sections `p` may see are read."""
+    ticket = await q.get_ticket(conn, p, ticket_id)
+    if ticket is None:
+        raise not_found()
+    s = sections_for(p, ticket)
+    ctx: dict[str, Any] = {"ticket": ticket, "s": s}
+    ctx["notes"] = await q.list_notes(conn, p, ticket_id) if s.notes else []
+    ctx["emails"] = await q.list_emails(conn, p, ticket_id) if s.emails else []
+    ctx["attachments"] = await q.list_attachments(conn, p, ticket_id) if s.attachments else []
+    ctx["charges"] = await q.list_charges(conn, p, ticket_id) if s.charges else []
+    ctx["charges_total"] = sum((c["amount"] for c in ctx["charges"]), Decimal(0))
+    ctx["recipients"] = await q.list_recipients(conn, p, ticket_id) if s.recipients else []
+    needs_people = s.assign or s.edit_recipients
+    ctx["people"] = await q.assignable_employees(conn, ticket["account_id"]) if needs_people else []
+    ctx["assets"] = (await q.account_assets(conn, ticket["account_id"])
+                     if s.asset == "edit" else [])
+    ctx["deliveries"] = (await mail.delivery_status(conn, ticket_id, principal=p)
+                         if s.delivery else [])
+    if s.log_charges:
+        me = await employees_q.get(conn, p.id)
+        ctx["hourly_rate"] = me["hourly_rate"] if me else Decimal(0)
+    return ctx
+
+
+# the visible label of each form field, for the error summary at the top of a page
+FIELD_LABELS = {
+    "description": "Description", "priority": "Priority", "asset_id": "Asset",
+    "status": "Status", "assigned_to": "Assignee", "employee_ids": "Recipients",
+    "body": "Text", "note": "Closing note", "hours": "Hours", "rate": "Hourly rate",
+    "amount": "Amount", "quantity": "Quantity", "unit_price": "Unit price", "kind": "Kind",
+    "from": "From", "to": "To", "subject": "Subject", "public": "Public", "file": "File",
+    "account_id": "Account",
+}
+
+
+def form_state(form: str | None = None, *, error: ApiError | None = None,
+               values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Which form failed, on which field, with what message, and the user's input to keep.
+    `message` drops the "field: " prefix of web.validation's messages (it stands beside the
+    field); `summary` names the field by its label for the list at the top of the page."""
+    message = summary = error.message if error else ""
+    field = error.field if error else None
+    if field and message.startswith(f"{field}: "):
+        message = message[len(field) + 2:]
+        summary = f"{FIELD_LABELS.get(field, field)}: {message}"
+    return {"form": form, "error": error, "field": field, "message": message,
+            "summary": summary, "values": values or {}}
+
+
+async def ticket_detail(request: web.Request) -> web.Response:
+    p = principal(request)
+    ticket_id = path_id(request)
+    async with request.app[POOL].acquire() as conn:
+        ctx = await ticket_context(conn, p, ticket_id)
+    ctx["done"] = DONE_MESSAGES.get(request.query.get("done", ""))
+    ctx["f"] = form_state()
+    return render("ticket_detail.html", request, ctx)
+
+
+async def ticket_print(request: web.Request) -> web.Response:
+    p = principal(request)
+    ticket_id = path_id(request)
+    async with request.app[POOL].acquire() as conn:
+        ctx = await ticket_context(conn, p, ticket_id)
+    return render("ticket_print.html", request, ctx)
+
+
+async def download_attachment(request: web.Request) -> web.Response:
+    """A ticket's file, for the page's links: the same audited action as the API's download,
+    with HTML error pages."""
+    row = await actions.download_attachment(request.app[POOL], principal(request),
+                                            path_id(request), ip=client_ip(request))
+    return download_response(filename=row["filename"], content_type=row["content_type"],
+                             data=row["data"])
+
+
+# -- form posts on a ticket -------------------------------------------------------------------
+
+# a refusal the user can correct on the page; anything else (403 without a field, 404) is
+# rendered as an error page by the middleware
+CORRECTABLE = frozenset({409, 413, 415, 422})
+
+
+def see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+def kept_values(data: Any) -> dict[str, Any]:
+    """The user's input, to put back into the form that failed (files cannot be)."""
+    values: dict[str, Any] = {}
+    for key in set(data.keys()) - {CSRF_FIELD}:
+        items = [v for v in data.getall(key) if isinstance(v, str)]
+        if items:
+            values[key] = items if key == "employee_ids" else items[0]
+    return values
+
+
+async def rerender(request: web.Request, ticket_id: int, form: str, err: ApiError,
+                   values: dict[str, Any]) -> web.Response:
+    """The ticket page again, with the error beside its field and the user's input kept."""
+    if err.status not in CORRECTABLE and not (err.status == 403 and err.field):
+        raise err
+    async with request.app[POOL].acquire() as conn:
+        ctx = await ticket_context(conn, principal(request), ticket_id)
+    ctx["f"] = form_state(form, error=err, values=values)
+    return render("ticket_detail.html", request, ctx, status=err.status)
+
+
+Act = Callable[[asyncpg.Pool, Principal, int, Fields], Awaitable[Any]]
+
+
+async def _ticket_post(request: web.Request, form: str, done: str, act: Act) -> web.Response:
+    p = principal(request)
+    ticket_id = path_id(request)
+    data = await request.post()
+    try:
+        await act(request.app[POOL], p, ticket_id, Fields(data, form=True))
+    except ApiError as err:
+        return await rerender(request, ticket_id, form, err, kept_values(data))
+    return see_other(f"/tickets/{ticket_id}?done={done}")
+
+
+async def _change(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
+    return await actions.update_ticket(pool, p, ticket_id, actions.TicketChanges.from_fields(f))
+
+
+async def post_description(request: web.Request) -> web.Response:
+    return await _ticket_post(request, "description", "description", _change)
+
+
+async def post_fields(request: web.Request) -> web.Response:
+    return await _ticket_post(request, "fields", "fields", _change)
+
+
+async def post_status(request: web.Request) -> web.Response:
+    return await _ticket_post(request, "status", "status", _change)
+
+
+async def post_assign(request: web.Request) -> web.Response:
+    return await _ticket_post(request, "assign", "assign", _change)
+
+
+async def post_recipients(request: web.Request) -> web.Response:
+    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
+        return await actions.set_recipients(pool, p, ticket_id, actions.recipient_ids(f))
+    return await _ticket_post(request, "recipients", "recipients", act)
+
+
+async def post_note(request: web.Request) -> web.Response:
+    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
+        return await actions.add_note(pool, p, ticket_id, actions.note_body(f))
+    return await _ticket_post(request, "note", "note", act)
+
+
+async def post_charge(request: web.Request) -> web.Response:
+    kind = (await request.post()).get("kind")
+    form = f"charge-{kind}" if kind in q.CHARGE_KINDS else "charge-labor"
+
+    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
+        return await actions.add_charge(pool, p, ticket_id, actions.NewCharge.from_fields(f))
+    return await _ticket_post(request, form, "charge", act)
+
+
+async def post_email(request: web.Request) -> web.Response:
+    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
+        return await actions.file_email(pool, p, ticket_id, actions.NewEmail.from_fields(f))
+    return await _ticket_post(request, "email", "email", act)
+
+
+async def post_close(request: web.Request) -> web.Response:
+    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
+        return await actions.close_ticket(pool, p, ticket_id, actions.closing_note(f))
+    return await _ticket_post(request, "close", "close", act)
+
+
+async def post_attachment(request: web.Request) -> web.Response:
+    p = principal(request)
+    ticket_id = path_id(request)
+    try:
+        await actions.upload_attachment(request, p, ticket_id)
+    except ApiError as err:
+        return await rerender(request, ticket_id, "attachment", err, {})
+    return see_other(f"/tickets/{ticket_id}?done=attachment")
+
+
+# -- a new ticket -----------------------------------------------------------------------------
+
+
+async def _new_ticket_page(request: web.Request, *, account_id: int | None,
+                           f: dict[str, Any], status: int = 200) -> web.Response:
+    """Customers: their account, priority and asset only where their level is edit.
+    Employees: first the account (a plain GET form, so the page needs no JavaScript), then
+    that account's assets and, with assign_tickets, the employees who may be assigned."""
+    p = principal(request)
+    ctx: dict[str, Any] = {"f": f, "accounts": [], "account": None, "assets": [], "people": []}
+    async with request.app[POOL].acquire() as conn:
+        if p.is_customer:
+            ctx["priority"] = p.can("priority", "edit")
+            if p.can("ticket_asset", "edit"):
+                assert p.account_id is not None
+                ctx["assets"] = await q.account_assets(conn, p.account_id)
+        else:
+            ctx["priority"] = True
+            accounts = await account_data.account_names(conn, p)
+            ctx["accounts"] = accounts
+            if account_id is None and len(accounts) == 1:
+                account_id = accounts[0]["id"]
+            account = next((a for a in accounts if a["id"] == account_id), None)
+            ctx["account"] = account
+            if account is not None:
+                ctx["assets"] = await q.account_assets(conn, account["id"])
+                if p.can("assign_tickets"):
+                    ctx["people"] = await q.assignable_employees(conn, account["id"])
+    ctx["asset_field"] = p.is_employee or p.can("ticket_asset", "edit")
+    return render("ticket_new.html", request, ctx, status=status)
+
+
+async def new_ticket_page(request: web.Request) -> web.Response:
+    return await _new_ticket_page(request, account_id=_int(request.query.get("account_id")),
+                                  f=form_state())
+
+
+async def new_ticket_submit(request: web.Request) -> web.Response:
+    p = principal(request)
+    data = await request.post()
+    try:
+        ticket = await actions.create_ticket(request.app[POOL], p,
+                                             actions.NewTicket.from_fields(Fields(data, form=True)))
+    except ApiError as err:
+        if err.status not in CORRECTABLE and not (err.status == 403 and err.field):
+            raise
+        account_id = _int(data.get("account_id") if isinstance(data.get("account_id"), str) else None)
+        return await _new_ticket_page(request, account_id=account_id, status=err.status,
+                                      f=form_state("new", error=err, values=kept_values(data)))
+    if p.sees_only_own_tickets and ticket.get("assigned_to") != p.id:
+        # assigned to someone else by an own-scope creator: theirs now, not ours to open
+        return see_other("/tickets?done=created")
+    return see_other(f"/tickets/{ticket['id']}?done=created")
