@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from daemon.keys import SETTINGS
 from web.errors import ApiError
@@ -54,6 +55,15 @@ def max_upload_bytes(request: web.Request) -> int:
 async def read_upload(request: web.Request, *, field: str = "file") -> Upload:
     """Read a multipart upload with one file in `field` (plus small text fields). Stops reading
     and answers 413 as soon as the file passes the configured limit."""
+    try:
+        return await _read_upload(request, field)
+    except (HttpProcessingError, ValueError):
+        # aiohttp's multipart parser refuses malformed part headers (raw control characters
+        # in a file name, a bad boundary): the client's mistake, not a 500
+        raise ApiError(400, "the multipart body is malformed", field=field) from None
+
+
+async def _read_upload(request: web.Request, field: str) -> Upload:
     limit = max_upload_bytes(request)
     if not request.content_type.startswith("multipart/form-data"):
         raise ApiError(415, "send the file as multipart/form-data", field=field)

@@ -27,7 +27,6 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from daemon.db import user_error
 from daemon.keys import POOL
@@ -567,12 +566,7 @@ async def upload_attachment(request: web.Request, p: Principal, ticket_id: int) 
         # refuse before reading megabytes for a ticket the principal cannot see
         if not await q.ticket_in_scope(conn, p, ticket_id):
             raise not_found()
-    try:
-        upload = await read_upload(request)
-    except (HttpProcessingError, ValueError):
-        # aiohttp's multipart parser refuses malformed part headers (raw control characters
-        # in a file name, a bad boundary): the client's mistake, not a 500
-        raise ApiError(400, "the multipart body is malformed", field="file") from None
+    upload = await read_upload(request)
     f = Fields(upload.fields, form=True)
     if p.is_customer:
         if not f.boolean("public", default=True):
