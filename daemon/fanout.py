@@ -71,6 +71,12 @@ INSERT_OUTBOX_SQL = """
 
 MARK_EVENTS_SQL = "UPDATE mail_events SET fanned_out = true WHERE id = ANY($1::bigint[])"
 
+SKIP_EVENT_SQL = """
+    UPDATE mail_events SET fanned_out = true, error = $1
+     WHERE id = (SELECT id FROM mail_events WHERE NOT fanned_out
+                  ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING id"""
+
 
 @dataclass(frozen=True)
 class FanOutResult:
@@ -183,3 +189,4 @@ async def _expand(conn: asyncpg.Connection, events: Sequence[asyncpg.Record], *,
     if mails or dropped:
         await conn.execute(INSERT_OUTBOX_SQL, *columns)
     return FanOutResult(events=len(events), mails=mails, dropped=dropped)
+

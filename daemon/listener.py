@@ -173,10 +173,10 @@ class PrivilegeListener:
         token = secrets.token_hex(8)
         self._probe_token = token
         self._probe_arrived.clear()
-        # Sent through the pool, so it travels the same way a privilege change's NOTIFY does.
-        await self.pool.execute("SELECT pg_notify($1, $2)", PROBE_CHANNEL, token)
         try:
             async with asyncio.timeout(self.probe_timeout_s):
+                # Sent through the pool, so it travels the way a privilege change's NOTIFY does.
+                await self.pool.execute("SELECT pg_notify($1, $2)", PROBE_CHANNEL, token)
                 await self._probe_arrived.wait()
         except TimeoutError:
             raise ListenerLost(f"probe not delivered within {self.probe_timeout_s:g} s") from None
@@ -197,7 +197,9 @@ class PrivilegeListener:
         if payload == self._probe_token:
             self._probe_arrived.set()
 
-    def _on_terminated(self, _conn: object) -> None:
+    def _on_terminated(self, conn: object) -> None:
+        if conn is not self._conn:
+            return  # a connection we already gave up on
         self._lost = "connection terminated"
         self._wake.set()
         self._probe_arrived.set()  # a probe waiting on a dead connection gives up at once

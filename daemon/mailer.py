@@ -269,7 +269,7 @@ def subject_for(row: Mapping[str, Any], ticket: Mapping[str, Any] | None, *,
     if event == "digest":
         return header_text(f"Daily digest: {digest_count} open ticket{'s' if digest_count != 1 else ''}")
     if ticket is None:
-        return header_text(f"portald: {event}")
+        return "Test mail from the portal" if event == "test" else header_text(f"portald: {event}")
     if event == "status":
         what = f"Status changed to {_label(payload.get('to'))}"
     elif event == "reminder":
@@ -513,6 +513,12 @@ class SmtpBatch:
             return outcome
         except ValueError as exc:  # an address aiosmtplib cannot put on the wire
             return Outcome("failed", None, header_text(f"cannot send: {exc}", limit=ERROR_MAX_CHARS))
+        except Exception as exc:
+            # Not an SMTP answer we know: retry later (with backoff, until retry_max_hours)
+            # rather than let one odd mail stop the sender again and again.
+            log.exception("unexpected error sending to %s", mail.recipient)
+            await self._abort()
+            return Outcome("retry", None, header_text(f"unexpected: {exc!r}", limit=ERROR_MAX_CHARS))
         for address, reply in refused.items():
             # one recipient per mail here, so this is ours; handled all the same
             if address.lower() == mail.recipient.lower():

@@ -21,6 +21,9 @@ class Metrics:
                                        registry=r)
         self.listener_connected = Gauge("portald_listener_connected",
                                         "1 while the LISTEN connection is up", registry=r)
+        # principals read straight from the database because the cache was not vouched for
+        self.privilege_direct_reads = Counter("portald_privilege_direct_reads",
+                                              "principals read bypassing the cache", registry=r)
         self.mails_sent = Counter("portald_mails_sent", "mails accepted by the SMTP server", registry=r)
         self.mails_failed = Counter("portald_mails_failed", "mails failed permanently", registry=r)
         self.mails_retried = Counter("portald_mails_retried", "temporary delivery failures", registry=r)

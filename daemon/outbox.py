@@ -280,30 +280,48 @@ class OutboxWorker:
 
     async def _fanout_loop(self) -> None:
         failures = 0
+        limit = fanout.FANOUT_BATCH
         while not self._stopping.is_set():
             self._wake_fanout.clear()
             try:
                 identity = MailIdentity.from_config(self.settings.current)
                 async with self.pool.acquire() as conn:
-                    result = await fanout.fan_out(conn, identity=identity)
+                    result = await fanout.fan_out(conn, identity=identity, limit=limit)
                     await self._refresh_gauge(conn)
                 failures = 0
+                limit = fanout.FANOUT_BATCH
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failures += 1
                 delay = min(ERROR_BACKOFF_MAX_S, ERROR_BACKOFF_MIN_S * 2 ** (failures - 1))
-                log.warning("mail fan-out: %s; retrying in %.1f s", _describe(exc), delay,
-                            exc_info=not _is_outage(exc))
+                if _is_outage(exc):
+                    log.warning("mail fan-out: %s; retrying in %.1f s", _describe(exc), delay)
+                elif limit > 1:
+                    # not an outage: find the event at fault by going one at a time
+                    log.exception("mail fan-out failed; retrying event by event")
+                    limit, delay = 1, 0.0
+                else:
+                    await self._skip_event(exc)
+                    delay = 0.0
                 await self._pause(delay)
                 continue
             if result.dropped:
                 self.metrics.mails_dropped.inc(result.dropped)
             if result.mails:
                 self._wake_send.set()
-            if result.events >= fanout.FANOUT_BATCH:
+            if result.events >= limit:
                 continue  # more are waiting
             await self._idle(self._wake_fanout, self.settings.current.mail.poll_interval_s)
+
+    async def _skip_event(self, exc: BaseException) -> None:
+        try:
+            event_id = await self.pool.fetchval(fanout.SKIP_EVENT_SQL, _describe(exc)[:1000])
+        except Exception as again:
+            log.warning("mail fan-out: cannot set aside a failing event: %s", _describe(again))
+            return
+        log.error("mail event %s cannot be expanded (%s); set aside with the error recorded, "
+                  "the others go on", event_id, _describe(exc))
 
     async def _refresh_gauge(self, conn: asyncpg.Connection) -> None:
         now = time.monotonic()
@@ -334,7 +352,13 @@ class OutboxWorker:
             if rows:
                 if len(rows) >= cfg.mail.batch_size:
                     self._wake_send.set()  # more are due: another lane may take the next batch
-                await self._deliver(sorted(rows, key=lambda r: r["id"]), cfg)
+                try:
+                    await self._deliver(sorted(rows, key=lambda r: r["id"]), cfg)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a bug: say so, and keep the sender alive
+                    log.exception("outbox: delivering a batch failed")
+                    await self._pause(ERROR_BACKOFF_MIN_S)
                 continue
             await self._idle(self._wake_send, await self._next_due_in(cfg))
 

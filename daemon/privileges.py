@@ -170,6 +170,8 @@ class PrivilegeCache:
             if self.valid and snap.version >= version:
                 return snap.get(kind, user_id)
         self.direct_reads += 1
+        if self.metrics is not None:
+            self.metrics.privilege_direct_reads.inc()
         return await load_principal(self.pool, kind, user_id)
 
 

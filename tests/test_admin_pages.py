@@ -62,26 +62,37 @@ def _stable(value: Any) -> Any:
 
 async def state(dsn: str, *, actors_after: int = 0) -> dict[str, Any]:
     """What an admin action can change, comparable across two clones; `audit_actors`: who
-    wrote the audit rows after id `actors_after`."""
+    wrote the audit rows after id `actors_after`. One round trip."""
+    tables = " UNION ALL ".join(
+        f"SELECT '{t}' AS t, to_jsonb(x)::text AS j FROM {t} x" for t in COMPARED_TABLES)
     conn = await asyncpg.connect(dsn)
     try:
-        snapshot: dict[str, Any] = {}
-        for table in COMPARED_TABLES:
-            rows = await conn.fetch(f"SELECT to_jsonb(t)::text AS j FROM {table} t")
-            snapshot[table] = sorted(json.dumps(_stable(json.loads(r["j"])), sort_keys=True)
-                                      for r in rows)
-        audit = await conn.fetch(
-            "SELECT action, target, before::text, after::text FROM audit_log "
-            "WHERE action <> ALL($1::text[]) ORDER BY id", list(SESSION_ACTIONS))
-        snapshot["audit_log"] = [
-            (r["action"], r["target"], _stable(json.loads(r["before"] or "null")),
-             _stable(json.loads(r["after"] or "null"))) for r in audit]
-        snapshot["audit_actors"] = sorted({r["actor"] for r in await conn.fetch(
-            "SELECT DISTINCT actor FROM audit_log WHERE action <> ALL($1::text[]) AND id > $2",
-            list(SESSION_ACTIONS), actors_after)})
-        return snapshot
+        rows = await conn.fetch(
+            f"""{tables}
+                UNION ALL
+                SELECT 'audit_log', json_build_array(id, action, target, before, after)::text
+                  FROM audit_log WHERE action <> ALL($1::text[])
+                UNION ALL
+                SELECT DISTINCT 'audit_actors', actor FROM audit_log
+                 WHERE action <> ALL($1::text[]) AND id > $2""",
+            list(SESSION_ACTIONS), actors_after)
     finally:
         await conn.close()
+    snapshot: dict[str, Any] = {t: [] for t in (*COMPARED_TABLES, "audit_log", "audit_actors")}
+    audit: list[tuple[int, Any]] = []
+    for r in rows:
+        if r["t"] == "audit_actors":
+            snapshot["audit_actors"].append(r["j"])
+        elif r["t"] == "audit_log":
+            row_id, action, target, before, after = json.loads(r["j"])
+            audit.append((row_id, (action, target, _stable(before), _stable(after))))
+        else:
+            snapshot[r["t"]].append(json.dumps(_stable(json.loads(r["j"])), sort_keys=True))
+    for t in COMPARED_TABLES:
+        snapshot[t].sort()
+    snapshot["audit_actors"].sort()
+    snapshot["audit_log"] = [entry for _, entry in sorted(audit, key=lambda a: a[0])]
+    return snapshot
 
 
 async def fetchval(dsn: str, sql: str, *args: Any) -> Any:

@@ -261,6 +261,10 @@ async def test_csrf_in_multipart_form_keeps_the_upload_streamable(app, aiohttp_c
                    (("file", b"x"),)):
         resp = await client.post("/test/upload", data=form(*fields))
         assert resp.status == 403, fields
+    for content_type in ("multipart/form-data; boundary=y", "multipart/form-data"):
+        resp = await client.post("/test/upload", data=b"--x\r\nnonsense",
+                                 headers={"Content-Type": content_type})
+        assert resp.status in (400, 403), content_type  # never a 500
     # the API sends the header instead; the body is then the handler's alone
     resp = await client.post("/test/upload", data=form(("file", b"y" * 10)), headers={"X-CSRF-Token": csrf})
     assert resp.status == 200 and await resp.json() == [["file", "f.bin", 10]]

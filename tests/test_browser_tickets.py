@@ -4,7 +4,7 @@ portal served on a real TCP port. Screenshots go to test-output/screenshots/.
 (a) customers: full@acme and limited@acme log in, list, open and raise tickets; full accepts
     a quote; limited sees no charges, assets or contracts anywhere;
 (b) sub1 follows a mail link while logged out, logs in, lands on the ticket, adds a note, a
-    labor charge and a file, prints it and closes it.
+    labor charge and a file, prints it, closes it, and sets an alert setting.
 """
 
 from __future__ import annotations
@@ -217,4 +217,16 @@ async def test_subcontractor_follows_a_mail_link_and_works_the_ticket(portal: st
     await expect(page.get_by_role("heading", name="Close the ticket")).to_have_count(0)
     await shot(page, "b5-sub1-ticket-closed")
     assert await db.fetchval("SELECT status FROM tickets WHERE id = $1", ticket_id) == "closed"
+
+    # the user menu leads to the alert settings
+    await page.locator("details.user-menu summary").click()
+    await page.get_by_role("link", name="My alert settings").click()
+    await expect(page).to_have_url(f"{portal}/me/alerts")
+    await page.get_by_label("A charge is logged").check()
+    await page.get_by_role("button", name="Save settings").click()
+    assert await notice(page) == "Your settings were saved."
+    await expect(page.get_by_label("A charge is logged")).to_be_checked()
+    await shot(page, "b6-sub1-alert-settings")
+    assert await db.fetchval("SELECT recv_charge FROM employee_mail_settings e "
+                             "JOIN employees x ON x.id = e.employee_id WHERE x.username = 'sub1'")
     await page.context.close()

@@ -153,6 +153,7 @@ async def test_terminated_listener_invalidates_reconnects_and_reloads(app, clien
     assert not cache.valid and cache.direct_reads > direct
     metrics = await (await client.get("/metrics")).text()
     assert "portald_listener_connected 0.0" in metrics
+    assert "portald_privilege_direct_reads_total 1.0" in metrics
 
     # back: a new backend, a reload that took in what changed meanwhile, the cache trusted again
     await wait_for(lambda: listener.connected and cache.valid, 5.0, "reconnect")

@@ -238,3 +238,59 @@ async def test_fan_out_is_shared_between_instances(conn, config, dsn) -> None:
             await c.close()
     assert await conn.fetchval("SELECT count(*) FROM outbox") == 3000
     assert await conn.fetchval("SELECT count(DISTINCT (payload->>'event_id')) FROM outbox") == 3000
+
+
+async def test_every_event_renders_with_its_own_content(conn, config) -> None:
+    import email
+    import email.policy
+
+    from daemon.scheduler import enqueue_reminders
+
+    s = await seed(conn)
+    ticket = await new_ticket(conn, s.acme, "Mail server down\nsince 9:00", assigned_to=s.admin,
+                              recipients=(s.admin,), created_by=s.tech)
+    await set_mail_settings(conn, s.admin, alert_created=True, recv_charge=True)
+    await conn.execute("INSERT INTO history_notes (ticket_id, author_employee_id, body) VALUES ($1, $2, $3)",
+                       ticket, s.tech, "Rebooted <the> server & checked logs")
+    await conn.execute("""INSERT INTO charges (ticket_id, kind, description, quantity, unit_price, employee_id)
+                          VALUES ($1, 'labor', 'Remote session', 1.5, 80, $2)""", ticket, s.tech)
+    await conn.execute("""INSERT INTO ticket_emails (ticket_id, from_addr, to_addr, subject, body, is_public, filed_by)
+                          VALUES ($1, 'boss@acme.test', 'help@msp.test', 'Any news?', 'Please call me.', true, $2)""",
+                       ticket, s.tech)
+    await conn.execute("UPDATE tickets SET status = 'waiting' WHERE id = $1", ticket)
+    await conn.execute("UPDATE tickets SET status = 'closed', closed_at = now() WHERE id = $1", ticket)
+    await conn.execute("UPDATE tickets SET status = 'open', closed_at = NULL, "
+                       "updated_at = now() - interval '5 hours' WHERE id = $1", ticket)
+    await enqueue_reminders(conn, reminder_hours=4)
+    mails = await fan_out_all(conn, config)
+    assert sorted({event for event, _ in mails}) == [
+        "assigned", "charge", "closed", "created", "email", "note", "reminder", "status"]
+    number = await conn.fetchval("SELECT number FROM tickets WHERE id = $1", ticket)
+    rows = await conn.fetch("SELECT * FROM outbox WHERE status = 'queued' ORDER BY id")
+    rendered = await mailer.prepare_batch(conn, rows, identity=identity(config))
+    expected = {
+        "assigned": ("Assigned to you", "has been assigned to you"),
+        "created": ("New ticket", "A new ticket was raised"),
+        "note": ("New history note", "Rebooted <the> server & checked logs"),
+        "charge": ("Charge logged", "Remote session"),
+        "email": ("Email filed", "Please call me."),
+        "closed": ("Closed", "has been closed"),
+        "reminder": ("Reminder: untouched for 4 h", "has not changed for 4 hours"),
+    }
+    seen = set()
+    for row, item in zip(rows, rendered, strict=True):
+        assert isinstance(item, mailer.Prepared), item
+        msg = email.message_from_bytes(item.data, policy=email.policy.default)
+        text = msg.get_body(("plain",)).get_content()
+        html = msg.get_body(("html",)).get_content()
+        assert msg["Subject"].startswith(f"[{number}] ") and msg["Subject"].endswith(": Mail server down")
+        if row["event"] in expected:
+            subject, snippet = expected[row["event"]]
+            assert subject in msg["Subject"] and snippet in text, (row["event"], text)
+        seen.add(row["event"])
+        assert "Rebooted <the>" not in html  # escaped wherever it appears
+    assert {"status"} <= seen
+    statuses = [m for r, m in zip(rows, rendered, strict=True) if r["event"] == "status"]
+    subjects = {email.message_from_bytes(m.data, policy=email.policy.default)["Subject"] for m in statuses}
+    assert any("Status changed to waiting" in x for x in subjects)
+    assert any("Status changed to open" in x for x in subjects)

@@ -32,6 +32,7 @@ from urllib.parse import quote, urlsplit
 
 import asyncpg
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from daemon.config import Config
 from daemon.keys import METRICS, POOL, PRIVILEGES, SETTINGS
@@ -261,7 +262,11 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.content_type == "multipart/form-data":
-        sent = await _leading_multipart_token(request)
+        try:
+            sent = await _leading_multipart_token(request)
+        except (HttpProcessingError, ValueError, AssertionError):
+            # a bad boundary or part header: the client's mistake, not a 500
+            raise ApiError(400, "the multipart body is malformed") from None
     elif sent is None and request.content_type == "application/x-www-form-urlencoded":
         # aiohttp caches the parsed form: handlers read it again with `await request.post()`
         value = (await request.post()).get(CSRF_FIELD)

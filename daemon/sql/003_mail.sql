@@ -29,6 +29,9 @@ CREATE TABLE mail_events (
     payload           jsonb NOT NULL DEFAULT '{}',
     created_at        timestamptz NOT NULL DEFAULT now(),
     fanned_out        boolean NOT NULL DEFAULT false,
+    -- set when the fan-out had to give up on this event (a bug or odd data), so it blocks
+    -- no other mail; the daemon logs it as an error too
+    error             text,
     CHECK (ticket_id IS NOT NULL OR event = 'digest')
 );
 CREATE INDEX mail_events_pending ON mail_events (id) WHERE NOT fanned_out;

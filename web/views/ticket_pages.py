@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -36,6 +37,7 @@ PAGE_SIZE = 50
 
 STATUS_LABELS = {"open": "Open", "in_progress": "In progress", "waiting": "Waiting",
                  "closed": "Closed"}
+PRIORITY_LABELS = {p: p.capitalize() for p in q.PRIORITIES}
 
 # ?done=<key> after a successful form post: the notice shown on the ticket page
 DONE_MESSAGES = {
@@ -131,6 +133,11 @@ def amount_input(value: Decimal | int | float | None) -> str:
     return "" if value is None else f"{Decimal(value):.2f}"
 
 
+def when(value: datetime | None) -> str:
+    """A time as the pages show it: UTC to the minute (isoformat is the fastest way there)."""
+    return "" if value is None else value.astimezone(UTC).isoformat(" ", "minutes")[:16]
+
+
 def file_size(size: int) -> str:
     if size < 1024:
         return f"{size} bytes"
@@ -142,6 +149,8 @@ def file_size(size: int) -> str:
 def render(template: str, request: web.Request, context: dict[str, Any], *,
            status: int = 200) -> web.Response:
     context.setdefault("status_labels", STATUS_LABELS)
+    context.setdefault("priority_labels", PRIORITY_LABELS)
+    context.setdefault("when", when)
     context.setdefault("money", money)
     context.setdefault("amount_input", amount_input)
     context.setdefault("file_size", file_size)

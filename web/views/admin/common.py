@@ -74,9 +74,6 @@ class Form:
     def has(self, name: str) -> bool:
         return bool(self.getall(name))
 
-    def values(self) -> dict[str, str]:
-        return {k: self.get(k) for k in dict.fromkeys(self._data) if k != "csrf_token"}
-
 
 async def read_form(request: web.Request) -> Form:
     return Form(await request.post())
