@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import parseaddr
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +41,6 @@ ERROR_MAX_CHARS = 500  # a server answer kept in outbox.last_error
 RENDER_YIELD_EVERY = 10  # mails rendered between two turns of the event loop (~1 ms each)
 # principals per UNION ALL statement when loading what recipients may see
 PRINCIPALS_PER_QUERY = 50
-
 
 
 class _HeaderClasses(HeaderRegistry):
@@ -336,7 +335,7 @@ def build_message(row: Mapping[str, Any], *, identity: MailIdentity, recipient: 
         msg["To"] = Address(display_name=header_text(recipient.display_name), addr_spec=address)
     except (ValueError, IndexError, TypeError):
         msg["To"] = header_text(address)
-    msg["Date"] = format_datetime(row["created_at"])
+    msg["Date"] = row["created_at"]  # a datetime: the header takes it without parsing text
     msg["Message-ID"] = header_text(row["message_id"])
     if row["ticket_id"] is not None:
         root = thread_id(row["ticket_id"], identity.host)

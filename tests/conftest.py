@@ -161,7 +161,9 @@ def app(config: Config, dsn: str):
 
 
 @pytest.fixture
-async def client(aiohttp_client, app):
+async def client(app, aiohttp_client):
+    # `app` (and so the database) first: the client, torn down first, stops the daemon before
+    # the database is dropped under it
     return await aiohttp_client(app)
 
 
@@ -217,7 +219,8 @@ def demo_app(demo_config: Config, demo_dsn: str):
 
 
 @pytest.fixture
-async def demo_client(aiohttp_client, demo_app):
+async def demo_client(demo_app, aiohttp_client):
+    # as for `client`: the daemon stops before its database is dropped
     return await aiohttp_client(demo_app)
 
 

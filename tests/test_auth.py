@@ -23,13 +23,6 @@ from web.auth import ROUTE_SPECS, Access, RouteSpec, principal, safe_next
 COOKIE = "portald_session"
 
 
-@pytest.fixture
-async def client(app, aiohttp_client):
-    # `app` (and so the database) first: the client, torn down first, stops the daemon before
-    # the database is dropped under it
-    return await aiohttp_client(app)
-
-
 def session_cookie(client) -> str | None:
     for c in client.session.cookie_jar:
         if c.key == COOKIE:

@@ -18,12 +18,6 @@ from tests.conftest import login_as
 COOKIE = "portald_session"
 
 
-@pytest.fixture
-async def client(app, aiohttp_client):
-    # `app` (and so the database) first, so the daemon stops before its database is dropped
-    return await aiohttp_client(app)
-
-
 class Browser:
     """Several logged-in users on one test client, by swapping the session cookie."""
 

@@ -68,10 +68,9 @@ async def test_run_serves_and_stops_cleanly_on_sigterm(dsn: str, smtp_sink, tmp_
     proc = await start_daemon(cfg, env={"NOTIFY_SOCKET": str(notify_path)})
     try:
         await wait_healthy(port, proc)
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                assert resp.status == 200
-                assert (await resp.json())["database"] == "ok"
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+            assert resp.status == 200
+            assert (await resp.json())["database"] == "ok"
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
         stderr = (await proc.stderr.read()).decode()

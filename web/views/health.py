@@ -8,7 +8,7 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from daemon.keys import METRICS, POOL
+from daemon.keys import LISTENER, METRICS, POOL
 
 READY_TIMEOUT_S = 2.0
 
@@ -24,7 +24,11 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:  # any failure means "not ready"; the reason goes to the prober
         return web.json_response({"status": "unavailable", "database": exc.__class__.__name__},
                                  status=503)
-    return web.json_response({"status": "ok", "database": "ok"})
+    # The listener only speeds things up (requests read from the database while it is down),
+    # so it is reported, not required.
+    listener = request.app.get(LISTENER)
+    return web.json_response({"status": "ok", "database": "ok",
+                              "listener": "ok" if listener is None or listener.healthy else "reconnecting"})
 
 
 async def metrics(request: web.Request) -> web.Response:

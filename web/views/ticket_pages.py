@@ -22,7 +22,6 @@ from aiohttp import web
 
 from daemon.keys import POOL
 from daemon.queries import account_data, mail
-from daemon.queries import employees as employees_q
 from daemon.queries import tickets as q
 from daemon.scope import Principal
 from web import ticket_actions as actions
@@ -167,7 +166,7 @@ def render(template: str, request: web.Request, context: dict[str, Any], *,
 class ListParams:
     """The list's query string, read leniently: an unknown value falls back to the default."""
 
-    status: str | None
+    status: str  # open · closed · a status · all (employees)
     q: str
     account_id: int | None
     mine: bool
@@ -175,12 +174,12 @@ class ListParams:
 
     @classmethod
     def read(cls, p: Principal, query: Any) -> ListParams:
-        status = query.get("status", "open" if p.is_customer else "")
-        if p.is_customer:
-            status = status if status in ("open", "closed") else "open"
-        elif status not in ("open", *q.STATUSES):
-            status = ""
-        return cls(status=status or None,
+        # everyone starts on the tickets still to be worked; employees may pick "all"
+        status = query.get("status", "open")
+        choices = ("open", "closed") if p.is_customer else ("all", "open", *q.STATUSES)
+        if status not in choices:
+            status = "open"
+        return cls(status=status,
                    q=(query.get("q") or "").strip()[:MAX_QUERY_CHARS],
                    account_id=_int(query.get("account")) if p.is_employee else None,
                    # employees start on the tickets assigned to them
@@ -189,7 +188,7 @@ class ListParams:
 
     def url(self, **changes: Any) -> str:
         """This list's URL with some parameters changed (None drops one)."""
-        values: dict[str, Any] = {"status": self.status or "", "q": self.q,
+        values: dict[str, Any] = {"status": self.status, "q": self.q,
                                   "account": self.account_id or "", "mine": "1" if self.mine else "0",
                                   "cursor": self.cursor or ""}
         values.update(changes)
@@ -200,7 +199,8 @@ class ListParams:
 async def ticket_list(request: web.Request) -> web.Response:
     p = principal(request)
     params = ListParams.read(p, request.query)
-    f = q.TicketFilter(status=params.status, q=params.q or None, account_id=params.account_id,
+    f = q.TicketFilter(status=None if params.status == "all" else params.status,
+                       q=params.q or None, account_id=params.account_id,
                        assigned_to_me=params.mine, limit=PAGE_SIZE, after_id=params.cursor)
     async with request.app[POOL].acquire() as conn:
         rows, next_cursor = await q.list_tickets(conn, p, f)
@@ -239,8 +239,7 @@ async def ticket_context(conn: asyncpg.Connection, p: Principal, ticket_id: int)
     ctx["deliveries"] = (await mail.delivery_status(conn, ticket_id, principal=p)
                          if s.delivery else [])
     if s.log_charges:
-        me = await employees_q.get(conn, p.id)
-        ctx["hourly_rate"] = me["hourly_rate"] if me else Decimal(0)
+        ctx["hourly_rate"] = await q.hourly_rate(conn, p.id)
     return ctx
 
 
