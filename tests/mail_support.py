@@ -24,7 +24,7 @@ from daemon.fanout import fan_out
 from daemon.keys import Settings
 from daemon.mailer import MailIdentity
 from daemon.metrics import Metrics
-from daemon.outbox import OutboxWorker
+from daemon.outbox import OutboxWorker, create_mail_pool
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -109,7 +109,7 @@ def with_settings(config: Config, **sections: dict[str, Any]) -> Config:
 
 @contextlib.asynccontextmanager
 async def running_worker(config: Config, dsn: str, **options: Any) -> AsyncIterator[OutboxWorker]:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=6)
+    pool = await create_mail_pool(dsn)
     worker = OutboxWorker(pool=pool, dsn=dsn, settings=Settings(config), metrics=Metrics(), **options)
     worker.start()
     try:

@@ -19,6 +19,7 @@ from daemon import migrations
 from daemon.outbox import RECORD_EVERY_MAILS, SENDER_LANES
 from daemon.queries.mail import delivery_status
 from tests.mail_support import (
+    fan_out_all,
     forget_mail,
     new_ticket,
     outbox_counts,
@@ -130,8 +131,7 @@ async def _count_failed(conn: asyncpg.Connection, n: int) -> bool:
 async def test_retries_end_after_retry_max_hours(conn, config, dsn, smtp_sink) -> None:
     s = await seed(conn)
     await new_ticket(conn, s.acme, assigned_to=s.tech)
-    await conn.execute("UPDATE mail_events SET created_at = now() - interval '3 days'")
-    smtp_sink.answer_next("452 4.2.2 over quota")
+    smtp_sink.answer_next(*["452 4.2.2 over quota"] * 100)  # for as long as the test lasts
     cfg = with_settings(config, mail={"retry_max_hours": 1})
     async with running_worker(cfg, dsn, **FAST_RETRY):
         assert await wait_until(lambda: conn.fetchval("SELECT count(*) FROM outbox"))
@@ -210,6 +210,23 @@ async def test_stopping_releases_leases(conn, config, dsn, smtp_sink) -> None:
     counts = await outbox_counts(conn)
     assert counts.get("sent", 0) == len(smtp_sink.received) < 20
     assert await conn.fetchval("SELECT count(*) FROM outbox WHERE locked_by IS NOT NULL") == 0
+
+
+async def test_a_live_lease_is_respected_and_an_expired_one_taken_over(conn, config, dsn, smtp_sink) -> None:
+    s = await seed(conn)
+    await new_ticket(conn, s.acme, assigned_to=s.tech)
+    await fan_out_all(conn, config)
+    # another instance holds it ...
+    await conn.execute("UPDATE outbox SET locked_by = 'elsewhere:1:abc', locked_until = now() + interval '1 hour'")
+    async with running_worker(config, dsn):
+        await asyncio.sleep(1.5)
+        assert smtp_sink.received == []
+        # ... and dies: its lease runs out
+        await conn.execute("UPDATE outbox SET locked_until = now() - interval '1 second'")
+        [got] = await smtp_sink.wait_for_async(1, timeout=5)
+    row = await conn.fetchrow("SELECT * FROM outbox")
+    assert row["status"] == "sent" and row["locked_by"] is None
+    assert got.message["Message-ID"] == row["message_id"]
 
 
 async def test_delivery_status_per_ticket(conn, config, dsn, smtp_sink) -> None:

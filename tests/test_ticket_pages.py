@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import login_as
+from web.views.ticket_pages import ListParams
 
 PASSWORD = "demo"
 
@@ -114,6 +115,13 @@ async def test_customer_sections_follow_the_privilege_group(client, db) -> None:
 async def test_employee_sections_and_own_data_only_for_subcontractors(client, db) -> None:
     t = await ids(db)
     page = f"/tickets/{t['acme_main']}"
+    # the ticket's mail: one delivered to sub1, one refused for tech
+    await db.execute(
+        """INSERT INTO outbox (event, ticket_id, employee_id, message_id, status, last_code,
+                               last_error, sent_at)
+           VALUES ('note', $1, $2, '<bench-1@portal.test>', 'sent', 250, NULL, now()),
+                  ('note', $1, $3, '<bench-2@portal.test>', 'failed', 550, 'mailbox unavailable', NULL)""",
+        t["acme_main"], t["sub1"], t["tech"])
 
     await login_as(client, "sub1", PASSWORD)
     sub = await get(client, page)
@@ -133,6 +141,9 @@ async def test_employee_sections_and_own_data_only_for_subcontractors(client, db
     assert not fields & {"description-description", "fields-priority", "assign-assigned_to",
                          "status-status", "email-subject", "recipients-employee_ids"}
     assert 'value="65.00"' in sub  # sub1's hourly rate prefilled for labor
+    # delivery: only sub1's own mail
+    assert "h-delivery" in section_ids(sub) and "delivery-sent" in sub
+    assert "mailbox unavailable" not in sub
     printed = await get(client, page + "/print")
     assert "Disks installed" in printed and "Approved two additional disks" not in printed
     assert "<nav" not in printed and "<form" not in printed
@@ -145,6 +156,7 @@ async def test_employee_sections_and_own_data_only_for_subcontractors(client, db
     assert {"description-description", "fields-priority", "fields-asset_id", "assign-assigned_to",
             "status-status", "email-subject", "recipients-employee_ids"} <= field_ids(tech)
     assert 'value="90.00"' in tech
+    assert "delivery-sent" in tech and "mailbox unavailable" in tech
     # the reassign picker offers only employees who may access Acme: not sub2
     picker = tech.split('id="assign-assigned_to"')[1].split("</select>")[0]
     assert "Sam Sub" in picker and "Sue Sub" not in picker
@@ -167,6 +179,14 @@ async def test_out_of_scope_and_missing_tickets_are_404(client, db) -> None:
         await get(client, path, 404)
     listing = await get(client, "/tickets?mine=0&status=all")
     assert "Set up VPN access" not in listing and "The projects share" in listing
+    # files: tech's internal file on sub1's own ticket, and another account's, are not found
+    for filename in ("purchase-order.txt", "mailq.txt"):
+        file_id = await db.fetchval("SELECT id FROM attachments WHERE filename = $1", filename)
+        await get(client, f"/attachments/{file_id}", 404)
+    own = await db.fetchval("SELECT id FROM attachments WHERE filename = 'smart-report.txt'")
+    assert "Disk 2" in await get(client, f"/attachments/{own}")
+    await login_as(client, "full@acme", PASSWORD)
+    await get(client, f"/attachments/{own}", 404)  # sub1's internal file: not public
 
 
 async def test_logged_out_ticket_link_logs_in_and_lands_on_the_ticket(client, db) -> None:
@@ -237,13 +257,19 @@ async def test_employee_list_mine_filters_and_search(client, db) -> None:
     await login_as(client, "sub1", PASSWORD)
     sub = await get(client, "/tickets")
     assert "The projects share" in sub and "Set up VPN access" not in sub and "Outgoing mail" not in sub
-    # open tickets first; "all" adds sub1's closed one, and the pager keeps the choice
+    # open tickets first; "all" adds sub1's closed one
     assert "The label printer" not in sub
     assert "The label printer" in await get(client, "/tickets?status=all")
     # a note sub1 may not see does not make the ticket match; sub1's own note does
     assert "The projects share" not in await get(client, "/tickets?q=Approved+two")
     assert "The projects share" in await get(client, "/tickets?q=array+rebuilding")
     assert "T-" in await get(client, f"/tickets?q={(await db.fetchval('SELECT number FROM tickets WHERE id = $1', t['acme_main']))}")
+
+
+def test_list_links_keep_every_filter() -> None:
+    params = ListParams(status="all", q="disk & co", account_id=3, mine=False, cursor=None)
+    assert params.url(cursor=77) == "/tickets?status=all&q=disk+%26+co&account=3&mine=0&cursor=77"
+    assert params.url(mine="1", q="") == "/tickets?status=all&account=3&mine=1"
 
 
 async def test_data_is_escaped(client, db) -> None:

@@ -156,12 +156,14 @@ def _field_privilege(p: Principal, field: str, *, customer: tuple[str, str] | No
 
 
 @contextlib.asynccontextmanager
-async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """One connection and one transaction for an action. A refusal from the database (a
-    check, a trigger) that validation missed is the user's 422, never a 500."""
+async def transaction(pool: asyncpg.Pool, p: Principal) -> AsyncIterator[asyncpg.Connection]:
+    """One connection and one transaction for an action by `p`, who is named as its actor so
+    that the mail triggers leave the author out of mail about their own change. A refusal
+    from the database (a check, a trigger) that validation missed is the user's 422, never a 500."""
     async with pool.acquire() as conn:
         try:
             async with conn.transaction():
+                await q.declare_actor(conn, p)
                 yield conn
         except (asyncpg.IntegrityConstraintViolationError, asyncpg.RaiseError,
                 asyncpg.DataError) as exc:
@@ -306,7 +308,7 @@ async def create_ticket(pool: asyncpg.Pool, p: Principal, new: NewTicket) -> dic
                          employee=("create_tickets", "on"))
     if new.assigned_to is not None:
         _field_privilege(p, "assigned_to", customer=None, employee=("assign_tickets", "on"))
-    async with transaction(pool) as conn:
+    async with transaction(pool, p) as conn:
         if new.asset_id is not None and not await q.asset_in_account(conn, new.asset_id, account_id):
             raise invalid("asset_id", "no such asset in this account")
         if new.assigned_to is not None and not await q.employees_for_account(
@@ -358,7 +360,7 @@ async def update_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int,
     privilege, so a form may send all its fields; a field the principal may not even see is
     refused whatever its value (comparing would reveal it)."""
     sent = changes.sent()
-    async with transaction(pool) as conn:
+    async with transaction(pool, p) as conn:
         current = await q.lock_ticket(conn, p, ticket_id)
         if current is None:
             raise not_found()
@@ -414,7 +416,7 @@ async def close_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int,
     require(p, customer=None, employee=("close_tickets", "on"), what="close tickets")
     if note and not p.can("add_notes"):
         raise _refuse_field("note", "your employee group does not allow adding notes (add_notes)")
-    async with transaction(pool) as conn:
+    async with transaction(pool, p) as conn:
         current = await q.lock_ticket(conn, p, ticket_id)
         if current is None:
             raise not_found()
@@ -439,7 +441,7 @@ def note_body(f: Fields) -> str:
 
 async def add_note(pool: asyncpg.Pool, p: Principal, ticket_id: int, body: str) -> dict[str, Any]:
     require(p, customer=("history_notes", "on"), employee=("add_notes", "on"), what="add notes")
-    async with transaction(pool) as conn:
+    async with transaction(pool, p) as conn:
         row = await q.add_note(conn, p, ticket_id, body)
     if row is None:
         raise not_found()
@@ -485,7 +487,7 @@ class NewCharge:
 async def add_charge(pool: asyncpg.Pool, p: Principal, ticket_id: int,
                      charge: NewCharge) -> dict[str, Any]:
     require(p, customer=None, employee=("log_charges", "on"), what="log charges")
-    async with transaction(pool) as conn:
+    async with transaction(pool, p) as conn:
         rate = charge.unit_price
         if rate is None:
             rate = await q.hourly_rate(conn, p.id)
@@ -519,7 +521,7 @@ class NewEmail:
 async def file_email(pool: asyncpg.Pool, p: Principal, ticket_id: int,
                      email: NewEmail) -> dict[str, Any]:
     require(p, customer=None, employee=("file_emails", "on"), what="file emails")
-    async with transaction(pool) as conn:
+    async with transaction(pool, p) as conn:
         row = await q.file_email(conn, p, ticket_id, from_addr=email.from_addr,
                                  to_addr=email.to_addr, subject=email.subject, body=email.body,
                                  is_public=email.public)
@@ -538,7 +540,7 @@ async def set_recipients(pool: asyncpg.Pool, p: Principal, ticket_id: int,
                          employee_ids: list[int]) -> list[dict[str, Any]]:
     """Replace the ticket's recipients: only active employees who may access its account."""
     require(p, customer=None, employee=("edit_recipients", "on"), what="edit recipients")
-    async with transaction(pool) as conn:
+    async with transaction(pool, p) as conn:
         current = await q.lock_ticket(conn, p, ticket_id)
         if current is None:
             raise not_found()
@@ -575,7 +577,7 @@ async def upload_attachment(request: web.Request, p: Principal, ticket_id: int) 
     else:
         public = f.boolean("public", default=False)
     f.finish()
-    async with transaction(pool) as conn:
+    async with transaction(pool, p) as conn:
         row = await q.add_attachment(conn, p, ticket_id, filename=upload.filename,
                                      content_type=upload.content_type, data=upload.data,
                                      is_public=public)
@@ -590,7 +592,7 @@ async def download_attachment(pool: asyncpg.Pool, p: Principal, attachment_id: i
     in the same transaction that reads it."""
     require(p, customer=("documents", "on"), employee=ANY_EMPLOYEE,
             what="download attachments")
-    async with transaction(pool) as conn:
+    async with transaction(pool, p) as conn:
         row = await q.get_attachment(conn, p, attachment_id)
         if row is None:
             raise not_found()

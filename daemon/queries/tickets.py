@@ -179,6 +179,13 @@ async def hourly_rate(conn: Conn, employee_id: int) -> Decimal:
     return rate if rate is not None else Decimal(0)
 
 
+async def declare_actor(conn: asyncpg.Connection, p: Principal) -> None:
+    """Name who makes the changes of this transaction (see daemon/sql/003_mail.sql), so the
+    mail triggers can leave the author out of mail about their own change."""
+    key = "portald.actor_employee_id" if p.is_employee else "portald.actor_webuser_id"
+    await conn.execute("SELECT set_config($1, $2, true)", key, str(p.id))
+
+
 # -- children --------------------------------------------------------------------------------
 
 
