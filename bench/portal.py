@@ -50,6 +50,7 @@ from daemon.queries import tickets as tq  # noqa: E402
 CONCURRENCY = 32
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S", 1.5))
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", 6))
+SOLO_S = float(os.environ.get("BENCH_SOLO_S", 2))  # one client alone, per target
 ROUNDS = 3  # each target's DURATION_S is measured in this many slices, round-robin
 TICKETS = 100_000
 CUSTOMER_TICKETS = 1_000
@@ -192,7 +193,8 @@ async def _login(session: Any, base: str, username: str) -> None:
             raise SystemExit(f"login as {username} failed: {resp.status} {await resp.text()}")
 
 
-async def _hammer(session: Any, url: str, seconds: float) -> tuple[list[float], int]:
+async def _hammer(session: Any, url: str, seconds: float,
+                  concurrency: int = CONCURRENCY) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
@@ -206,7 +208,7 @@ async def _hammer(session: Any, url: str, seconds: float) -> tuple[list[float], 
                     errors += 1
             latencies.append(time.perf_counter() - started)
 
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies, errors
 
 
@@ -239,6 +241,12 @@ async def client_main(spec: dict[str, Any]) -> None:
                 print(json.dumps({"event": "stop", "key": t.key}), flush=True)
                 latencies[t.key] += got
                 errors[t.key] += failed
+        # Latency without queueing: one client at a time. At 32 in flight, latency is mostly
+        # the wait for the 31 requests ahead (Little's law), whatever a request itself costs.
+        alone: dict[str, list[float]] = {}
+        for t in targets:
+            alone[t.key], _ = await _hammer(sessions[t.user], t.url, SOLO_S, concurrency=1)
+            alone[t.key].sort()
     finally:
         for s in sessions.values():
             await s.close()
@@ -247,7 +255,9 @@ async def client_main(spec: dict[str, Any]) -> None:
         lat.sort()
         results[key] = {"rps": len(lat) / elapsed[key], "p50_ms": 1000 * statistics.median(lat),
                         "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
-                        "requests": len(lat), "errors": errors[key]}
+                        "requests": len(lat), "errors": errors[key],
+                        "solo_p50_ms": 1000 * statistics.median(alone[key]),
+                        "solo_p99_ms": 1000 * alone[key][min(len(alone[key]) - 1, int(len(alone[key]) * 0.99))]}
     print(json.dumps({"event": "done", "results": results}), flush=True)
 
 
@@ -353,7 +363,8 @@ def report(data: dict[str, Any], measured: dict[str, Any]) -> None:
         r = results[t.key]
         errors = f", {r['errors']} errors" if r["errors"] else ""
         print(f"{t.label:30} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.1f} ms   "
-              f"p99 {r['p99_ms']:6.1f} ms   rss {measured['rss'].get(t.key, 0):5.0f} MB{errors}")
+              f"p99 {r['p99_ms']:6.1f} ms   one client: p50 {r['solo_p50_ms']:5.1f} ms "
+              f"p99 {r['solo_p99_ms']:5.1f} ms   rss {measured['rss'].get(t.key, 0):5.0f} MB{errors}")
     steady = max(measured["rss"].values(), default=0.0)
     print(f"daemon RSS: at most {steady:.0f} MB while measured; peak {measured['peak']:.0f} MB "
           f"(logins: each argon2id check takes 64 MiB for a moment)")
