@@ -131,19 +131,29 @@ def _render_levels(r: dict[str, Any], key: str, what: str) -> str:
     return f'{what} "{r["name"]}": ' + ", ".join(f"{k}={r[key][k]}" for k in r["changed"])
 
 
-def _add_group(admin_sub: argparse._SubParsersAction, config_arg: ConfigArg) -> None:
-    area = _area(admin_sub, "group", "customer privilege groups")
-    _leaf(area, "list", "list customer groups with their privileges", config_arg,
-          lambda c, a: admin.list_customer_groups(c),
-          lambda r, a: _render_groups(r, "privileges", "users", "users"))
+def _add_group_list_create(area: argparse._SubParsersAction, config_arg: ConfigArg, what: str,
+                           key: str, count: str, list_groups: Callable[..., Awaitable[Any]],
+                           create: Callable[..., Awaitable[Any]], *,
+                           copy_help: str | None = None) -> None:
+    """`list` and `create` of either kind of privilege group: `key` names the privileges of a
+    group in the listing, `count` its members."""
+    _leaf(area, "list", f"list {what}s with their {key}", config_arg,
+          lambda c, a: list_groups(c),
+          lambda r, a: _render_groups(r, key, count, count))
 
-    p = _leaf(area, "create", "create a custom customer group", config_arg,
-              lambda c, a: admin.create_customer_group(c, actor=actor(), name=a.name,
-                                                       copy_from=a.copy_from),
-              lambda r, a: f'customer group "{r["name"]}" created'
+    p = _leaf(area, "create", f"create a custom {what}", config_arg,
+              lambda c, a: create(c, actor=actor(), name=a.name, copy_from=a.copy_from),
+              lambda r, a: f'{what} "{r["name"]}" created'
                            + (f' (copied from "{a.copy_from}")' if a.copy_from else ""))
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--copy-from", metavar="GROUP", default=None, help="start from this group's privileges")
+    p.add_argument("--copy-from", metavar="GROUP", default=None, help=copy_help)
+
+
+def _add_group(admin_sub: argparse._SubParsersAction, config_arg: ConfigArg) -> None:
+    area = _area(admin_sub, "group", "customer privilege groups")
+    _add_group_list_create(area, config_arg, "customer group", "privileges", "users",
+                           admin.list_customer_groups, admin.create_customer_group,
+                           copy_help="start from this group's privileges")
 
     p = _leaf(area, "delete", "delete a custom customer group no user holds", config_arg,
               lambda c, a: admin.delete_customer_group(c, actor=actor(), name=a.name),
@@ -325,17 +335,8 @@ def _add_employee(admin_sub: argparse._SubParsersAction, config_arg: ConfigArg) 
 
 def _add_employee_group(admin_sub: argparse._SubParsersAction, config_arg: ConfigArg) -> None:
     area = _area(admin_sub, "employee-group", "employee privilege groups")
-    _leaf(area, "list", "list employee groups with their rights", config_arg,
-          lambda c, a: admin.list_employee_groups(c),
-          lambda r, a: _render_groups(r, "rights", "employees", "employees"))
-
-    p = _leaf(area, "create", "create a custom employee group", config_arg,
-              lambda c, a: admin.create_employee_group(c, actor=actor(), name=a.name,
-                                                       copy_from=a.copy_from),
-              lambda r, a: f'employee group "{r["name"]}" created'
-                           + (f' (copied from "{a.copy_from}")' if a.copy_from else ""))
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("--copy-from", metavar="GROUP", default=None)
+    _add_group_list_create(area, config_arg, "employee group", "rights", "employees",
+                           admin.list_employee_groups, admin.create_employee_group)
 
     p = _leaf(area, "set", "set rights of a custom employee group, e.g. ticket_scope=all",
               config_arg,

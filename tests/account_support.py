@@ -100,3 +100,21 @@ def nav_of(html: str) -> str:
 def user_menu_of(html: str) -> str:
     start = html.index('class="user-menu"')
     return html[start:html.index("</details>", start)]
+
+
+async def out_of_scope_for_acme(dsn: str) -> dict[str, Any]:
+    """What full@acme must not reach: Globex (its id) and its contracts, assets and quotes;
+    every Globex document and Acme's non-public ones; the internal KB articles with their files
+    (one row per file, `file_id` None for an article without)."""
+    globex = await val(dsn, "SELECT id FROM accounts WHERE name = 'Globex'")
+    found: dict[str, Any] = {"globex": globex}
+    for table in ("contracts", "assets", "quotes"):
+        found[table] = [r["id"] for r in await fetch(
+            dsn, f"SELECT id FROM {table} WHERE account_id = $1", globex)]
+    found["documents"] = [r["id"] for r in await fetch(dsn, """
+        SELECT d.id FROM documents d JOIN accounts a ON a.id = d.account_id
+         WHERE a.name = 'Globex' OR (a.name = 'Acme' AND NOT d.is_public)""")]
+    found["internal_kb"] = await fetch(dsn, """
+        SELECT k.id, f.id AS file_id FROM kb_articles k LEFT JOIN kb_files f ON f.article_id = k.id
+         WHERE NOT k.is_public""")
+    return found

@@ -16,6 +16,7 @@ from tests.account_support import (
     allowed,
     demo_ids,
     fetch,
+    out_of_scope_for_acme,
     val,
 )
 from tests.conftest import database_fingerprint, login_as
@@ -137,18 +138,9 @@ async def test_privilege_matrix(demo_client, demo_dsn: str, user: str) -> None:
 
 
 async def test_out_of_scope_ids_answer_like_missing_ones(demo_client, demo_dsn: str) -> None:
-    globex = await fetch(demo_dsn, "SELECT id FROM accounts WHERE name = 'Globex'")
-    g = globex[0]["id"]
-    contracts = [r["id"] for r in await fetch(demo_dsn, "SELECT id FROM contracts WHERE account_id = $1", g)]
-    assets = [r["id"] for r in await fetch(demo_dsn, "SELECT id FROM assets WHERE account_id = $1", g)]
-    quotes = [r["id"] for r in await fetch(demo_dsn, "SELECT id FROM quotes WHERE account_id = $1", g)]
-    # every Globex document, and Acme's own documents that are not public
-    documents = [r["id"] for r in await fetch(demo_dsn, """
-        SELECT d.id FROM documents d JOIN accounts a ON a.id = d.account_id
-         WHERE a.name = 'Globex' OR (a.name = 'Acme' AND NOT d.is_public)""")]
-    internal_kb = await fetch(demo_dsn, """
-        SELECT k.id, f.id AS file_id FROM kb_articles k LEFT JOIN kb_files f ON f.article_id = k.id
-         WHERE NOT k.is_public""")
+    hidden = await out_of_scope_for_acme(demo_dsn)
+    contracts, assets, quotes = hidden["contracts"], hidden["assets"], hidden["quotes"]
+    documents, internal_kb = hidden["documents"], hidden["internal_kb"]
     public_kb = await val(demo_dsn, "SELECT id FROM kb_articles WHERE title = 'Connecting to the office VPN'")
     assert contracts and assets and quotes and documents and any(r["file_id"] for r in internal_kb)
     before = await database_fingerprint(demo_dsn)

@@ -17,6 +17,7 @@ from tests.account_support import (
     demo_ids,
     fetch,
     nav_of,
+    out_of_scope_for_acme,
     user_menu_of,
     val,
 )
@@ -136,15 +137,9 @@ async def test_limited_user_has_no_account_data_tabs(demo_client) -> None:
 
 
 async def test_out_of_scope_ids_are_not_found_on_pages(demo_client, demo_dsn: str) -> None:
-    g = await val(demo_dsn, "SELECT id FROM accounts WHERE name = 'Globex'")
-    contracts = [r["id"] for r in await fetch(demo_dsn, "SELECT id FROM contracts WHERE account_id = $1", g)]
-    quotes = [r["id"] for r in await fetch(demo_dsn, "SELECT id FROM quotes WHERE account_id = $1", g)]
-    documents = [r["id"] for r in await fetch(demo_dsn, """
-        SELECT d.id FROM documents d JOIN accounts a ON a.id = d.account_id
-         WHERE a.name = 'Globex' OR (a.name = 'Acme' AND NOT d.is_public)""")]
-    internal_kb = await fetch(demo_dsn, """
-        SELECT k.id, f.id AS file_id FROM kb_articles k LEFT JOIN kb_files f ON f.article_id = k.id
-         WHERE NOT k.is_public""")
+    hidden = await out_of_scope_for_acme(demo_dsn)
+    g, contracts, quotes = hidden["globex"], hidden["contracts"], hidden["quotes"]
+    documents, internal_kb = hidden["documents"], hidden["internal_kb"]
     globex_assets = [r["name"] for r in await fetch(demo_dsn, "SELECT name FROM assets WHERE account_id = $1", g)]
 
     csrf = await login_as(demo_client, "full@acme", DEMO_PASSWORD)

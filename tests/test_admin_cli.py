@@ -6,7 +6,6 @@ Every refusal must exit 1 with one line on stderr and leave the database exactly
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
@@ -15,12 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from daemon.__main__ import main
 from daemon.passwords import verify_password
-from tests.conftest import database_fingerprint, write_test_config
+from tests.conftest import write_test_config
+from tests.sync_db_support import fingerprint, q, val
 
 
 @pytest.fixture
@@ -29,26 +28,6 @@ def cfg_path(dsn: str, tmp_path: Path) -> Path:
     cfg = write_test_config(tmp_path, dsn, smtp_port=8025)
     assert cfg.path is not None
     return cfg.path
-
-
-def q(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return await conn.fetch(sql, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
-def val(dsn: str, sql: str, *args: Any) -> Any:
-    rows = q(dsn, sql, *args)
-    return rows[0][0] if rows else None
-
-
-def fingerprint(dsn: str) -> dict[str, str]:
-    return asyncio.run(database_fingerprint(dsn))
 
 
 class Cli:

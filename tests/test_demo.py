@@ -14,22 +14,8 @@ import pytest
 from daemon.__main__ import main
 from daemon.demo import load_demo
 from daemon.passwords import verify_password
-from tests.conftest import database_fingerprint, write_test_config
-
-
-def q(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return await conn.fetch(sql, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
-def val(dsn: str, sql: str, *args: Any) -> Any:
-    return q(dsn, sql, *args)[0][0]
+from tests.conftest import write_test_config
+from tests.sync_db_support import fingerprint, q, val
 
 
 def test_logins_groups_and_accounts(demo_dsn: str) -> None:
@@ -153,7 +139,7 @@ def test_account_data_quotes_contracts_and_kb(demo_dsn: str) -> None:
 
 
 def test_second_load_changes_nothing(demo_dsn: str) -> None:
-    before = asyncio.run(database_fingerprint(demo_dsn))
+    before = fingerprint(demo_dsn)
 
     async def again() -> dict[str, Any]:
         conn = await asyncpg.connect(demo_dsn)
@@ -163,7 +149,7 @@ def test_second_load_changes_nothing(demo_dsn: str) -> None:
             await conn.close()
 
     assert asyncio.run(again())["loaded"] is False
-    assert asyncio.run(database_fingerprint(demo_dsn)) == before
+    assert fingerprint(demo_dsn) == before
 
 
 @pytest.fixture
@@ -183,13 +169,13 @@ def test_command_loads_once_and_prints_the_logins(cfg_path: Path, dsn: str,
         assert login in out
     assert "Subcontractors" in out and "demo" in out
     assert val(dsn, "SELECT count(*) FROM audit_log WHERE action = 'demo.load'") == 1
-    before = asyncio.run(database_fingerprint(dsn))
+    before = fingerprint(dsn)
 
     assert main(["demo", "--config", str(cfg_path), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["loaded"] is False and result["portal_url"] == "http://portal.test"
     assert len(result["logins"]) == 8
-    assert asyncio.run(database_fingerprint(dsn)) == before
+    assert fingerprint(dsn) == before
 
 
 def test_refuses_a_database_holding_some_demo_names(cfg_path: Path, dsn: str,
@@ -197,11 +183,11 @@ def test_refuses_a_database_holding_some_demo_names(cfg_path: Path, dsn: str,
     assert main(["admin", "employee", "create", "--username", "tech", "--name", "Someone",
                  "--email", "someone@example.com", "--config", str(cfg_path)]) == 0
     capsys.readouterr()
-    before = asyncio.run(database_fingerprint(dsn))
+    before = fingerprint(dsn)
     assert main(["demo", "--config", str(cfg_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("portald: ") and err.count("\n") == 1 and "login tech" in err
-    assert asyncio.run(database_fingerprint(dsn)) == before
+    assert fingerprint(dsn) == before
 
 
 async def test_demo_client_serves_the_demo_database(demo_client) -> None:

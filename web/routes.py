@@ -27,6 +27,7 @@ from web.auth import (
     template_context,
 )
 from web.errors import error_middleware
+from web.formatting import TEMPLATE_GLOBALS
 from web.views import (
     account_api,
     account_pages,
@@ -321,5 +322,8 @@ def setup_web(app: web.Application) -> None:
     # Templates extend web/templates/base.html; autoescaping is on for every template.
     # aiohttp-jinja2 keeps its per-request context under a string key; that is its business.
     warnings.filterwarnings("ignore", category=web.NotAppKeyWarning, module="aiohttp_jinja2")
-    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
-                         context_processors=[aiohttp_jinja2.request_processor, template_context])
+    env = aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+        context_processors=[aiohttp_jinja2.request_processor, template_context])
+    env.globals.update(TEMPLATE_GLOBALS, status_labels=ticket_pages.STATUS_LABELS,
+                       priority_labels=ticket_pages.PRIORITY_LABELS)

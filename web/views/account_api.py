@@ -8,6 +8,7 @@ Money is a decimal string ("238.00"), dates and times ISO 8601.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -50,18 +51,24 @@ def _page_json(page: q.Page, **kwargs: Any) -> web.Response:
 # -- lists and details ----------------------------------------------------------------------
 
 
-async def api_assets(request: web.Request) -> web.Response:
-    pr = page_request(request)
-    page = await q.assets_page(request.app[POOL], principal(request), limit=pr.limit,
-                               offset=pr.offset)
-    return _page_json(page)
+def _list(page_of: Callable[..., Awaitable[q.Page]], *,
+          drop: tuple[str, ...] = ()) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler of one paged list: `?offset=&limit=` in, `{items, next_offset}` out."""
+
+    async def handler(request: web.Request) -> web.Response:
+        pr = page_request(request)
+        page = await page_of(request.app[POOL], principal(request), limit=pr.limit,
+                             offset=pr.offset)
+        return _page_json(page, drop=drop)
+
+    return handler
 
 
-async def api_contracts(request: web.Request) -> web.Response:
-    pr = page_request(request)
-    page = await q.contracts_page(request.app[POOL], principal(request), limit=pr.limit,
-                                  offset=pr.offset)
-    return _page_json(page)
+api_assets = _list(q.assets_page)
+api_contracts = _list(q.contracts_page)
+api_documents = _list(q.documents_page)
+api_kb = _list(q.kb_page)
+api_quotes = _list(q.quotes_page, drop=("accepted_by_name",))
 
 
 async def api_contract(request: web.Request) -> web.Response:
@@ -79,20 +86,6 @@ async def api_contract(request: web.Request) -> web.Response:
     return web.json_response(data)
 
 
-async def api_documents(request: web.Request) -> web.Response:
-    pr = page_request(request)
-    page = await q.documents_page(request.app[POOL], principal(request), limit=pr.limit,
-                                  offset=pr.offset)
-    return _page_json(page)
-
-
-async def api_kb(request: web.Request) -> web.Response:
-    pr = page_request(request)
-    page = await q.kb_page(request.app[POOL], principal(request), limit=pr.limit,
-                           offset=pr.offset)
-    return _page_json(page)
-
-
 async def api_kb_article(request: web.Request) -> web.Response:
     p = principal(request)
     article_id = path_id(request)
@@ -104,13 +97,6 @@ async def api_kb_article(request: web.Request) -> web.Response:
         if q.shows(p, "kb", "download"):
             data["files"] = [as_json(f) for f in await q.list_kb_files(conn, p, article_id)]
     return web.json_response(data)
-
-
-async def api_quotes(request: web.Request) -> web.Response:
-    pr = page_request(request)
-    page = await q.quotes_page(request.app[POOL], principal(request), limit=pr.limit,
-                               offset=pr.offset)
-    return _page_json(page, drop=("accepted_by_name",))
 
 
 # -- accepting a quote ----------------------------------------------------------------------

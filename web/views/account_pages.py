@@ -6,11 +6,8 @@ and `account_data.shows` decides which gated sections a page renders at all.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from daemon.keys import POOL
@@ -18,44 +15,13 @@ from daemon.queries import account_data as q
 from daemon.scope import Principal
 from web.auth import principal
 from web.errors import not_found
+from web.pages import render
 from web.pagination import DEFAULT_LIMIT, page_request
 from web.validation import path_id
 from web.views.account_api import accept, total
 
 # what /quotes says after the acceptance it redirected from (?accepted=<id>)
 ACCEPTED_PARAM = "accepted"
-
-
-# -- formatting helpers handed to the templates ---------------------------------------------
-
-
-def money(value: Decimal | None) -> str:
-    return "" if value is None else f"{value:,.2f}"
-
-
-def when(value: datetime | date | None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return value.isoformat()
-
-
-def size_text(size: int) -> str:
-    if size < 1024:
-        return f"{size} bytes"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KB"
-    return f"{size / (1024 * 1024):.1f} MB"
-
-
-def render(template: str, request: web.Request, context: dict[str, Any], *,
-           status: int = 200) -> web.Response:
-    context.update(money=money, when=when, size_text=size_text)
-    response = aiohttp_jinja2.render_template(template, request, context, status=status)
-    # pages carry account data and a CSRF token: never from a shared cache
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
 
 
 def pager(request: web.Request, path: str, next_offset: int | None) -> dict[str, str | None]:

@@ -18,8 +18,8 @@ from daemon.queries import audit
 from daemon.queries import employees as q
 from web.auth import actor_of, client_ip, principal
 from web.errors import ApiError
+from web.pages import render
 from web.validation import Fields, form_fields, json_fields
-from web.views.ticket_pages import render
 
 # label and explanation of each setting, in the page's order
 ALERTS: dict[str, tuple[str, str]] = {

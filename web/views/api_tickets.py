@@ -7,6 +7,7 @@ request and shape the answer.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +17,8 @@ from web import ticket_actions as actions
 from web.auth import client_ip, principal
 from web.files import download_response
 from web.validation import json_fields, path_id, query_fields
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -60,56 +63,44 @@ async def close_ticket(request: web.Request) -> web.Response:
     return _json(await actions.close_ticket(request.app[POOL], principal(request), ticket_id, note))
 
 
-async def list_notes(request: web.Request) -> web.Response:
-    items = await actions.list_notes(request.app[POOL], principal(request), path_id(request))
-    return _json({"items": items})
+# -- a ticket's notes, charges, emails, recipients and attachments ----------------------------
 
 
-async def add_note(request: web.Request) -> web.Response:
-    ticket_id = path_id(request)
-    body = actions.note_body(await json_fields(request))
-    return _json(await actions.add_note(request.app[POOL], principal(request), ticket_id, body),
-                 status=201)
+def _children(list_of: Callable[..., Awaitable[list[Any]]]) -> Handler:
+    """GET of one kind of a ticket's children: `{"items": [...]}`."""
+
+    async def handler(request: web.Request) -> web.Response:
+        items = await list_of(request.app[POOL], principal(request), path_id(request))
+        return _json({"items": items})
+
+    return handler
 
 
-async def list_charges(request: web.Request) -> web.Response:
-    items = await actions.list_charges(request.app[POOL], principal(request), path_id(request))
-    return _json({"items": items})
+def _add_child(read: Callable[[Any], Any], add: Callable[..., Awaitable[Any]]) -> Handler:
+    """POST of one new child of a ticket: `read` checks the JSON body, `add` stores it; 201."""
+
+    async def handler(request: web.Request) -> web.Response:
+        ticket_id = path_id(request)
+        new = read(await json_fields(request))
+        return _json(await add(request.app[POOL], principal(request), ticket_id, new), status=201)
+
+    return handler
 
 
-async def add_charge(request: web.Request) -> web.Response:
-    ticket_id = path_id(request)
-    charge = actions.NewCharge.from_fields(await json_fields(request))
-    return _json(await actions.add_charge(request.app[POOL], principal(request), ticket_id, charge),
-                 status=201)
-
-
-async def list_emails(request: web.Request) -> web.Response:
-    items = await actions.list_emails(request.app[POOL], principal(request), path_id(request))
-    return _json({"items": items})
-
-
-async def file_email(request: web.Request) -> web.Response:
-    ticket_id = path_id(request)
-    email = actions.NewEmail.from_fields(await json_fields(request))
-    return _json(await actions.file_email(request.app[POOL], principal(request), ticket_id, email),
-                 status=201)
-
-
-async def list_recipients(request: web.Request) -> web.Response:
-    items = await actions.list_recipients(request.app[POOL], principal(request), path_id(request))
-    return _json({"items": items})
+list_notes = _children(actions.list_notes)
+list_charges = _children(actions.list_charges)
+list_emails = _children(actions.list_emails)
+list_recipients = _children(actions.list_recipients)
+list_attachments = _children(actions.list_attachments)
+add_note = _add_child(actions.note_body, actions.add_note)
+add_charge = _add_child(actions.NewCharge.from_fields, actions.add_charge)
+file_email = _add_child(actions.NewEmail.from_fields, actions.file_email)
 
 
 async def set_recipients(request: web.Request) -> web.Response:
     ticket_id = path_id(request)
     ids = actions.recipient_ids(await json_fields(request))
     items = await actions.set_recipients(request.app[POOL], principal(request), ticket_id, ids)
-    return _json({"items": items})
-
-
-async def list_attachments(request: web.Request) -> web.Response:
-    items = await actions.list_attachments(request.app[POOL], principal(request), path_id(request))
     return _json({"items": items})
 
 

@@ -3,21 +3,19 @@
 
 from __future__ import annotations
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from web.auth import change_password
 from web.errors import ApiError
+from web.pages import render
 
 DONE_PARAM = "changed"
 
 
 def _form(request: web.Request, *, errors: dict[str, str] | None = None, done: bool = False,
           status: int = 200) -> web.Response:
-    response = aiohttp_jinja2.render_template(
-        "password.html", request, {"errors": errors or {}, "done": done}, status=status)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return render("password.html", request, {"errors": errors or {}, "done": done},
+                  status=status)
 
 
 async def password_page(request: web.Request) -> web.Response:

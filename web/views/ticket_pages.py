@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp_jinja2
 import asyncpg
 from aiohttp import web
 
@@ -28,6 +26,7 @@ from web import ticket_actions as actions
 from web.auth import CSRF_FIELD, client_ip, principal
 from web.errors import ApiError, not_found
 from web.files import download_response
+from web.pages import render
 from web.validation import Fields, path_id
 
 MAX_ID = 2**63 - 1
@@ -121,42 +120,6 @@ def _int(value: str | None) -> int | None:
         return None
     n = int(value)
     return n if 0 < n <= MAX_ID else None
-
-
-def money(value: Decimal | int | float | None) -> str:
-    return "" if value is None else f"{Decimal(value):,.2f}"
-
-
-def amount_input(value: Decimal | int | float | None) -> str:
-    """A number as a form field's value: no thousands separator, so it reads back."""
-    return "" if value is None else f"{Decimal(value):.2f}"
-
-
-def when(value: datetime | None) -> str:
-    """A time as the pages show it: UTC to the minute (isoformat is the fastest way there)."""
-    return "" if value is None else value.astimezone(UTC).isoformat(" ", "minutes")[:16]
-
-
-def file_size(size: int) -> str:
-    if size < 1024:
-        return f"{size} bytes"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KB"
-    return f"{size / (1024 * 1024):.1f} MB"
-
-
-def render(template: str, request: web.Request, context: dict[str, Any], *,
-           status: int = 200) -> web.Response:
-    context.setdefault("status_labels", STATUS_LABELS)
-    context.setdefault("priority_labels", PRIORITY_LABELS)
-    context.setdefault("when", when)
-    context.setdefault("money", money)
-    context.setdefault("amount_input", amount_input)
-    context.setdefault("file_size", file_size)
-    response = aiohttp_jinja2.render_template(template, request, context, status=status)
-    # pages carry personal data and a CSRF token: never from a shared cache
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
 
 
 # -- the list ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from daemon.queries import audit_search
+from web.formatting import when_seconds
 from web.views.admin.common import connection, render
 
 PAGE_SIZE = 50
@@ -83,7 +84,7 @@ async def audit_page(request: web.Request) -> web.Response:
                 offset=(page - 1) * PAGE_SIZE))
         actions = await audit_search.actions(conn)
     more = len(rows) > PAGE_SIZE
-    entries = [{"at": r["at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), "actor": r["actor"],
+    entries = [{"at": when_seconds(r["at"]), "actor": r["actor"],
                 "action": r["action"], "target": r["target"], "ip": r["ip"],
                 "changes": changes(r["before"], r["after"])} for r in rows[:PAGE_SIZE]]
     kept = {k: v for k, v in query.items() if v}

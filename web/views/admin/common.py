@@ -16,11 +16,11 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
-import aiohttp_jinja2
 import asyncpg
 from aiohttp import web
 
 from daemon.keys import POOL
+from web import pages
 from web.auth import Access, actor_of, principal, settings
 from web.errors import not_found
 
@@ -113,11 +113,10 @@ def render(request: web.Request, template: str, context: dict[str, Any], *,
     page = {"errors": dict(errors or {}), "values": dict(values or {}),
             "notice": unquote(notice)[:NOTICE_MAX_CHARS] if notice and status < 400 else None,
             **context}
-    response = aiohttp_jinja2.render_template(template, request, page, status=status)
+    # no-store matters here too: a page may show, once, a generated password
+    response = pages.render(template, request, page, status=status)
     if notice is not None:
         response.del_cookie(NOTICE_COOKIE, path="/admin")
-    # admin pages carry user data and, once, a generated password: never cache them
-    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 

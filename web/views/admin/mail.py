@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +13,7 @@ from aiohttp import web
 from daemon import admin
 from daemon.admin import AdminError
 from daemon.queries import mail as mail_q
+from web.formatting import when_seconds
 from web.views.admin.common import actor, connection, path_id, read_form, redirect, render
 
 # "retrying" is no status of its own: a queued mail that has failed at least once
@@ -33,9 +34,7 @@ def _when(value: Any) -> str:
             value = datetime.fromisoformat(value)
         except ValueError:
             return value
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    return ""
+    return when_seconds(value) if isinstance(value, datetime) else ""
 
 
 def _mail_row(row: Mapping[str, Any], names: Mapping[int, str]) -> dict[str, Any]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from aiohttp import web
 
 from daemon import admin
 from daemon.queries import audit_search
+from web.formatting import when
 from web.views.admin.common import connection, render
 
 RECENT_CHANGES = 8
@@ -25,6 +24,6 @@ async def overview_page(request: web.Request) -> web.Response:
         "seats": seats, "group_count": len(groups), "default_group": default,
         "account_count": len(accounts), "web_users": sum(a["web_users"] for a in accounts),
         "failed_mail": len(failed), "failed_capped": len(failed) >= admin.OUTBOX_LIST_LIMIT,
-        "recent": [{"at": r["at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M"), "actor": r["actor"],
+        "recent": [{"at": when(r["at"]), "actor": r["actor"],
                     "action": r["action"], "target": r["target"]} for r in recent],
     })
