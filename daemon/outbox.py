@@ -6,8 +6,9 @@ Tasks (all named, all in app[BACKGROUND], none ever ends on an expected error):
   the poll every [mail] poll_interval_s still finds everything (the table is the truth).
 - `portald-mail-fanout`: expands mail_events into outbox rows (daemon/fanout.py).
 - `portald-outbox-sender-N`: each claims a small batch (`FOR UPDATE SKIP LOCKED`, then a lease
-  in `locked_until`/`locked_by`), renders it, sends it over one SMTP connection and records
-  each answer: sent; 4xx, timeouts and connection errors → retry with exponential backoff and
+  in `locked_until`/`locked_by`), renders it, sends it over one SMTP connection (kept for
+  the lane's next batch only while full batches follow each other, checked by NOOP before
+  reuse) and records each answer: sent; 4xx, timeouts and connection errors → retry with exponential backoff and
   jitter until [mail] retry_max_hours after the row was written; 5xx → failed at once with
   the server's words. A lease that expires (the sender crashed) makes its rows claimable
   again; a sender renews its lease while its batch lasts, so no live lease is ever taken over.
@@ -333,34 +334,51 @@ class OutboxWorker:
 
     async def _send_loop(self) -> None:
         failures = 0
-        while not self._stopping.is_set():
-            self._wake_send.clear()
-            cfg = self.settings.current
-            try:
-                await self._record_marks()
-                rows = await self.pool.fetch(CLAIM_SQL, cfg.mail.batch_size, lease_s(cfg), self.instance)
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                delay = min(ERROR_BACKOFF_MAX_S, ERROR_BACKOFF_MIN_S * 2 ** (failures - 1))
-                log.warning("outbox: %s; retrying in %.1f s", _describe(exc), delay,
-                            exc_info=not _is_outage(exc))
-                await self._pause(delay)
-                continue
-            if rows:
-                if len(rows) >= cfg.mail.batch_size:
-                    self._wake_send.set()  # more are due: another lane may take the next batch
+        # the SMTP connection of the last batch, kept only while full batches follow each other
+        smtp: mailer.SmtpBatch | None = None
+        try:
+            while not self._stopping.is_set():
+                self._wake_send.clear()
+                cfg = self.settings.current
                 try:
-                    await self._deliver(sorted(rows, key=lambda r: r["id"]), cfg)
+                    await self._record_marks()
+                    rows = await self.pool.fetch(CLAIM_SQL, cfg.mail.batch_size, lease_s(cfg), self.instance)
+                    failures = 0
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    failures += 1
+                    delay = min(ERROR_BACKOFF_MAX_S, ERROR_BACKOFF_MIN_S * 2 ** (failures - 1))
+                    log.warning("outbox: %s; retrying in %.1f s", _describe(exc), delay,
+                                exc_info=not _is_outage(exc))
+                    smtp = await _close(smtp)
+                    await self._pause(delay)
+                    continue
+                if not rows:
+                    smtp = await _close(smtp)
+                    await self._idle(self._wake_send, await self._next_due_in(cfg))
+                    continue
+                more = len(rows) >= cfg.mail.batch_size
+                if more:
+                    self._wake_send.set()  # more are due: another lane may take the next batch
+                envelope_from = MailIdentity.from_config(cfg).from_addr
+                if smtp is None or not smtp.keep_for(cfg.smtp, envelope_from):
+                    await _close(smtp)
+                    smtp = mailer.SmtpBatch(cfg.smtp, envelope_from=envelope_from)
+                try:
+                    await self._deliver(sorted(rows, key=lambda r: r["id"]), cfg, smtp)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # a bug: say so, and keep the sender alive
                     log.exception("outbox: delivering a batch failed")
+                    smtp = await _close(smtp)
                     await self._pause(ERROR_BACKOFF_MIN_S)
-                continue
-            await self._idle(self._wake_send, await self._next_due_in(cfg))
+                    continue
+                if not more or self._stopping.is_set():
+                    smtp = await _close(smtp)
+        finally:
+            if smtp is not None:
+                await asyncio.shield(_close(smtp))
 
     async def _next_due_in(self, cfg: Config) -> float:
         poll = float(cfg.mail.poll_interval_s)
@@ -370,10 +388,10 @@ class OutboxWorker:
             return poll
         return poll if due is None else min(poll, max(0.01, due))
 
-    async def _deliver(self, rows: Sequence[asyncpg.Record], cfg: Config) -> None:
-        """Send one claimed batch. Never raises but for cancellation: whatever happens, the
-        answers obtained are recorded (now or, if the database is away, later), and rows not
-        tried are released."""
+    async def _deliver(self, rows: Sequence[asyncpg.Record], cfg: Config, smtp: mailer.SmtpBatch) -> None:
+        """Send one claimed batch over `smtp` (the caller closes it). Never raises but for
+        cancellation: whatever happens, the answers obtained are recorded (now or, if the
+        database is away, later), and rows not tried are released."""
         identity = MailIdentity.from_config(cfg)
         lease = lease_s(cfg)
         lease_until = time.monotonic() + lease
@@ -389,7 +407,6 @@ class OutboxWorker:
             await self._release(list(by_id))
             await self._pause(ERROR_BACKOFF_MIN_S)
             return
-        smtp = mailer.SmtpBatch(cfg.smtp, envelope_from=identity.from_addr)
         unrecorded = 0
         recorded_at = time.monotonic()
         try:
@@ -420,7 +437,6 @@ class OutboxWorker:
                     await self._record_quietly()
                     unrecorded, recorded_at = 0, time.monotonic()
         finally:
-            await smtp.close()
             await self._record_quietly()
             await self._release([oid for oid in by_id if oid not in done])
 
@@ -472,7 +488,9 @@ class OutboxWorker:
             return
         marks, self._marks = self._marks, _Marks()
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with self.pool.acquire() as conn, (conn.transaction() if marks.sent and marks.unsent
+                                                     else contextlib.nullcontext()):
+                # one statement (the usual case) is atomic by itself: no BEGIN/COMMIT round trips
                 if marks.sent:
                     ids, codes = zip(*marks.sent, strict=True)
                     await conn.execute(MARK_SENT_SQL, list(ids), list(codes))
@@ -491,6 +509,12 @@ class OutboxWorker:
         failed = [r["id"] for r in changed if r["status"] == "failed"]
         self.metrics.mails_failed.inc(sum(1 for oid in failed if oid not in dropped))
         self.metrics.mails_dropped.inc(sum(1 for oid in failed if oid in dropped))
+
+
+async def _close(smtp: mailer.SmtpBatch | None) -> None:
+    """Close a lane's SMTP connection (QUIT, or drop it); always None, to assign."""
+    if smtp is not None:
+        await smtp.close()
 
 
 def _is_outage(exc: BaseException) -> bool:
