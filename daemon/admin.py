@@ -14,6 +14,7 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -31,6 +32,7 @@ from daemon.queries import groups as groups_q
 from daemon.queries import licenses as licenses_q
 from daemon.queries import outbox_admin as outbox_q
 from daemon.queries import webusers as webusers_q
+from daemon.queries.privilege_groups import GroupTable
 from daemon.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS
 
 # A new employee without --group gets the group of an ordinary MSP employee; their account
@@ -198,81 +200,158 @@ async def _account_id(conn: asyncpg.Connection, name: str) -> int:
     return row["id"]
 
 
-# -- customer privilege groups --------------------------------------------------------------
+# -- privilege groups, both kinds -----------------------------------------------------------
 
 
-def _customer_group_dict(row: asyncpg.Record, users: int | None = None) -> dict[str, Any]:
-    result = {"id": row["id"], "name": row["name"], "is_system": row["is_system"],
-              "is_default": row["is_default"], "privileges": _levels_of(row, CUSTOMER_IDENTIFIERS)}
-    if users is not None:
-        result["users"] = users
+@dataclass(frozen=True)
+class _GroupKind:
+    """What sets customer privilege groups apart from employee privilege groups; every group
+    operation is written once and takes one of the two kinds below."""
+
+    table: GroupTable
+    label: str  # "customer" / "employee", as messages name the kind
+    levels: Mapping[str, tuple[str, ...]]  # one column per key, with the levels it allows
+    level_word: str  # what a key is called in messages
+    levels_key: str  # the key of a group's levels in its dict
+    count_key: str  # the key of its member count in its dict
+    member_word: str  # what a member is called in messages
+    action: str  # audit action prefix
+    target: str  # audit target prefix
+    has_default: bool = False  # one group of the kind is the default (customer groups)
+
+
+_CUSTOMER_GROUPS = _GroupKind(
+    table=groups_q.TABLE, label="customer", levels=CUSTOMER_IDENTIFIERS, level_word="identifier",
+    levels_key="privileges", count_key="users", member_word="user", action="group",
+    target="customer_group", has_default=True)
+_EMPLOYEE_GROUPS = _GroupKind(
+    table=employee_groups_q.TABLE, label="employee", levels=EMPLOYEE_RIGHTS, level_word="right",
+    levels_key="rights", count_key="employees", member_word="employee", action="employee_group",
+    target="employee_group")
+
+
+def _group_dict(kind: _GroupKind, row: asyncpg.Record, members: int | None = None) -> dict[str, Any]:
+    result = {"id": row["id"], "name": row["name"], "is_system": row["is_system"]}
+    if kind.has_default:
+        result["is_default"] = row["is_default"]
+    result[kind.levels_key] = _levels_of(row, kind.levels)
+    if members is not None:
+        result[kind.count_key] = members
     return result
 
 
-async def _customer_group(conn: asyncpg.Connection, name: str, *, lock: bool = False) -> asyncpg.Record:
-    row = await groups_q.find_by_name(conn, name, lock=lock)
+async def _group(conn: asyncpg.Connection, kind: _GroupKind, name: str, *,
+                 lock: bool = False) -> asyncpg.Record:
+    row = await kind.table.find_by_name(conn, name, lock=lock)
     if row is None:
-        raise AdminError(f'unknown customer group "{name}"')
+        raise AdminError(f'unknown {kind.label} group "{name}"')
     return row
 
 
-def _refuse_system(row: asyncpg.Record, kind: str, verb: str) -> None:
+async def _customer_group(conn: asyncpg.Connection, name: str, *, lock: bool = False) -> asyncpg.Record:
+    return await _group(conn, _CUSTOMER_GROUPS, name, lock=lock)
+
+
+async def _employee_group(conn: asyncpg.Connection, name: str, *, lock: bool = False) -> asyncpg.Record:
+    return await _group(conn, _EMPLOYEE_GROUPS, name, lock=lock)
+
+
+def _refuse_system(kind: _GroupKind, row: asyncpg.Record, verb: str) -> None:
     # the database refuses too; saying it first also covers changes that would change nothing
     if row["is_system"]:
-        raise AdminError(f'{kind} privilege group "{row["name"]}" is a system group and cannot be {verb}')
+        raise AdminError(f'{kind.label} privilege group "{row["name"]}" is a system group and '
+                         f'cannot be {verb}')
+
+
+async def _list_groups(conn: asyncpg.Connection, kind: _GroupKind) -> list[dict[str, Any]]:
+    return [_group_dict(kind, r, r[kind.table.count_as])
+            for r in await kind.table.list_with_counts(conn)]
+
+
+async def _create_group(conn: asyncpg.Connection, kind: _GroupKind, *, actor: str, name: str,
+                        copy_from: str | None) -> dict[str, Any]:
+    name = _name(name, "the group name", 100)
+    async with _change(conn):
+        if await kind.table.find_by_name(conn, name):
+            raise AdminError(f'{kind.label} group "{name}" already exists')
+        values: dict[str, Any] = {}
+        if copy_from is not None:
+            source = await _group(conn, kind, copy_from)
+            values = {c: source[c] for c in kind.table.columns}
+        row = await kind.table.insert(conn, name, values)
+        result = _group_dict(kind, row, 0)
+        await audit_q.record(conn, actor=actor, action=f"{kind.action}.create",
+                             target=f"{kind.target}:{name}", after={**result, "copied_from": copy_from})
+    return result
+
+
+async def _rename_group(conn: asyncpg.Connection, kind: _GroupKind, *, actor: str, name: str,
+                        new_name: str) -> dict[str, Any]:
+    new_name = _name(new_name, "the new group name", 100)
+    async with _change(conn):
+        row = await _group(conn, kind, name, lock=True)
+        _refuse_system(kind, row, "modified")
+        if new_name != name and await kind.table.find_by_name(conn, new_name):
+            raise AdminError(f'{kind.label} group "{new_name}" already exists')
+        await kind.table.rename(conn, row["id"], new_name)
+        await audit_q.record(conn, actor=actor, action=f"{kind.action}.rename",
+                             target=f"{kind.target}:{name}", before={"name": name},
+                             after={"name": new_name})
+    return {"id": row["id"], "name": new_name, "old_name": name}
+
+
+async def _delete_group(conn: asyncpg.Connection, kind: _GroupKind, *, actor: str,
+                        name: str) -> dict[str, Any]:
+    async with _change(conn):
+        row = await _group(conn, kind, name, lock=True)
+        _refuse_system(kind, row, "deleted")
+        count = await kind.table.member_count(conn, row["id"])
+        if count:
+            raise AdminError(f'{kind.label} group "{name}" is assigned to {count} {kind.member_word}'
+                             f'{"s" if count != 1 else ""}; move them to another group first')
+        if kind.has_default and row["is_default"]:
+            raise AdminError(f'{kind.label} group "{name}" is the default group; make another group '
+                             'the default first')
+        before = _group_dict(kind, row)
+        await kind.table.delete(conn, row["id"])
+        await audit_q.record(conn, actor=actor, action=f"{kind.action}.delete",
+                             target=f"{kind.target}:{name}", before=before)
+    return {"deleted": name}
+
+
+async def _set_group_levels(conn: asyncpg.Connection, kind: _GroupKind, *, actor: str, name: str,
+                            levels: Mapping[str, str]) -> dict[str, Any]:
+    values = _levels_to_columns(levels, kind.levels, kind.level_word)
+    async with _change(conn):
+        row = await _group(conn, kind, name, lock=True)
+        _refuse_system(kind, row, "modified")
+        updated = await kind.table.update_columns(conn, row["id"], values)
+        before, after = _levels_of(row, kind.levels), _levels_of(updated, kind.levels)
+        if before != after:
+            await audit_q.record(conn, actor=actor, action=f"{kind.action}.set",
+                                 target=f"{kind.target}:{name}", before=before, after=after)
+    return {**_group_dict(kind, updated), "changed": sorted(k for k in after if before[k] != after[k])}
+
+
+# -- customer privilege groups --------------------------------------------------------------
 
 
 async def list_customer_groups(conn: asyncpg.Connection) -> list[dict[str, Any]]:
-    return [_customer_group_dict(r, r["users"]) for r in await groups_q.list_with_counts(conn)]
+    return await _list_groups(conn, _CUSTOMER_GROUPS)
 
 
 async def create_customer_group(conn: asyncpg.Connection, *, actor: str, name: str,
                                 copy_from: str | None = None) -> dict[str, Any]:
-    name = _name(name, "the group name", 100)
-    async with _change(conn):
-        if await groups_q.find_by_name(conn, name):
-            raise AdminError(f'customer group "{name}" already exists')
-        values: dict[str, Any] = {}
-        if copy_from is not None:
-            source = await _customer_group(conn, copy_from)
-            values = {c: source[c] for c in groups_q.LEVEL_COLUMNS}
-        row = await groups_q.insert(conn, name, values)
-        result = _customer_group_dict(row, 0)
-        await audit_q.record(conn, actor=actor, action="group.create", target=f"customer_group:{name}",
-                             after={**result, "copied_from": copy_from})
-    return result
+    return await _create_group(conn, _CUSTOMER_GROUPS, actor=actor, name=name, copy_from=copy_from)
 
 
 async def rename_customer_group(conn: asyncpg.Connection, *, actor: str, name: str,
                                 new_name: str) -> dict[str, Any]:
-    new_name = _name(new_name, "the new group name", 100)
-    async with _change(conn):
-        row = await _customer_group(conn, name, lock=True)
-        _refuse_system(row, "customer", "modified")
-        if new_name != name and await groups_q.find_by_name(conn, new_name):
-            raise AdminError(f'customer group "{new_name}" already exists')
-        await groups_q.rename(conn, row["id"], new_name)
-        await audit_q.record(conn, actor=actor, action="group.rename", target=f"customer_group:{name}",
-                             before={"name": name}, after={"name": new_name})
-    return {"id": row["id"], "name": new_name, "old_name": name}
+    return await _rename_group(conn, _CUSTOMER_GROUPS, actor=actor, name=name, new_name=new_name)
 
 
 async def delete_customer_group(conn: asyncpg.Connection, *, actor: str, name: str) -> dict[str, Any]:
-    async with _change(conn):
-        row = await _customer_group(conn, name, lock=True)
-        _refuse_system(row, "customer", "deleted")
-        users = await groups_q.user_count(conn, row["id"])
-        if users:
-            raise AdminError(f'customer group "{name}" is assigned to {users} user'
-                             f'{"s" if users != 1 else ""}; move them to another group first')
-        if row["is_default"]:
-            raise AdminError(f'customer group "{name}" is the default group; make another group '
-                             'the default first')
-        before = _customer_group_dict(row)
-        await groups_q.delete(conn, row["id"])
-        await audit_q.record(conn, actor=actor, action="group.delete", target=f"customer_group:{name}",
-                             before=before)
-    return {"deleted": name}
+    return await _delete_group(conn, _CUSTOMER_GROUPS, actor=actor, name=name)
 
 
 async def set_default_customer_group(conn: asyncpg.Connection, *, actor: str, name: str) -> dict[str, Any]:
@@ -292,16 +371,7 @@ async def set_default_customer_group(conn: asyncpg.Connection, *, actor: str, na
 
 async def set_customer_group_levels(conn: asyncpg.Connection, *, actor: str, name: str,
                                     levels: Mapping[str, str]) -> dict[str, Any]:
-    values = _levels_to_columns(levels, CUSTOMER_IDENTIFIERS, "identifier")
-    async with _change(conn):
-        row = await _customer_group(conn, name, lock=True)
-        _refuse_system(row, "customer", "modified")
-        updated = await groups_q.update_levels(conn, row["id"], values)
-        before, after = _levels_of(row, CUSTOMER_IDENTIFIERS), _levels_of(updated, CUSTOMER_IDENTIFIERS)
-        if before != after:
-            await audit_q.record(conn, actor=actor, action="group.set", target=f"customer_group:{name}",
-                                 before=before, after=after)
-    return {**_customer_group_dict(updated), "changed": sorted(k for k in after if before[k] != after[k])}
+    return await _set_group_levels(conn, _CUSTOMER_GROUPS, actor=actor, name=name, levels=levels)
 
 
 # -- customer web users ---------------------------------------------------------------------
@@ -407,13 +477,6 @@ async def _employee(conn: asyncpg.Connection, username: str, *, lock: bool = Fal
     row = await employees_q.find_by_username(conn, username, lock=lock)
     if row is None:
         raise AdminError(f'unknown employee "{username}"')
-    return row
-
-
-async def _employee_group(conn: asyncpg.Connection, name: str, *, lock: bool = False) -> asyncpg.Record:
-    row = await employee_groups_q.find_by_name(conn, name, lock=lock)
-    if row is None:
-        raise AdminError(f'unknown employee group "{name}"')
     return row
 
 
@@ -532,77 +595,27 @@ async def list_employees(conn: asyncpg.Connection) -> dict[str, Any]:
 # -- employee privilege groups --------------------------------------------------------------
 
 
-def _employee_group_dict(row: asyncpg.Record, employees: int | None = None) -> dict[str, Any]:
-    result = {"id": row["id"], "name": row["name"], "is_system": row["is_system"],
-              "rights": _levels_of(row, EMPLOYEE_RIGHTS)}
-    if employees is not None:
-        result["employees"] = employees
-    return result
-
-
 async def list_employee_groups(conn: asyncpg.Connection) -> list[dict[str, Any]]:
-    return [_employee_group_dict(r, r["employees"]) for r in await employee_groups_q.list_with_counts(conn)]
+    return await _list_groups(conn, _EMPLOYEE_GROUPS)
 
 
 async def create_employee_group(conn: asyncpg.Connection, *, actor: str, name: str,
                                 copy_from: str | None = None) -> dict[str, Any]:
-    name = _name(name, "the group name", 100)
-    async with _change(conn):
-        if await employee_groups_q.find_by_name(conn, name):
-            raise AdminError(f'employee group "{name}" already exists')
-        values: dict[str, Any] = {}
-        if copy_from is not None:
-            source = await _employee_group(conn, copy_from)
-            values = {c: source[c] for c in employee_groups_q.RIGHT_COLUMNS}
-        row = await employee_groups_q.insert(conn, name, values)
-        result = _employee_group_dict(row, 0)
-        await audit_q.record(conn, actor=actor, action="employee_group.create",
-                             target=f"employee_group:{name}", after={**result, "copied_from": copy_from})
-    return result
+    return await _create_group(conn, _EMPLOYEE_GROUPS, actor=actor, name=name, copy_from=copy_from)
 
 
 async def set_employee_group_rights(conn: asyncpg.Connection, *, actor: str, name: str,
                                     rights: Mapping[str, str]) -> dict[str, Any]:
-    values = _levels_to_columns(rights, EMPLOYEE_RIGHTS, "right")
-    async with _change(conn):
-        row = await _employee_group(conn, name, lock=True)
-        _refuse_system(row, "employee", "modified")
-        updated = await employee_groups_q.update_rights(conn, row["id"], values)
-        before, after = _levels_of(row, EMPLOYEE_RIGHTS), _levels_of(updated, EMPLOYEE_RIGHTS)
-        if before != after:
-            await audit_q.record(conn, actor=actor, action="employee_group.set",
-                                 target=f"employee_group:{name}", before=before, after=after)
-    return {**_employee_group_dict(updated), "changed": sorted(k for k in after if before[k] != after[k])}
+    return await _set_group_levels(conn, _EMPLOYEE_GROUPS, actor=actor, name=name, levels=rights)
 
 
 async def rename_employee_group(conn: asyncpg.Connection, *, actor: str, name: str,
                                 new_name: str) -> dict[str, Any]:
-    new_name = _name(new_name, "the new group name", 100)
-    async with _change(conn):
-        row = await _employee_group(conn, name, lock=True)
-        _refuse_system(row, "employee", "modified")
-        if new_name != name and await employee_groups_q.find_by_name(conn, new_name):
-            raise AdminError(f'employee group "{new_name}" already exists')
-        await employee_groups_q.rename(conn, row["id"], new_name)
-        await audit_q.record(conn, actor=actor, action="employee_group.rename",
-                             target=f"employee_group:{name}", before={"name": name},
-                             after={"name": new_name})
-    return {"id": row["id"], "name": new_name, "old_name": name}
+    return await _rename_group(conn, _EMPLOYEE_GROUPS, actor=actor, name=name, new_name=new_name)
 
 
 async def delete_employee_group(conn: asyncpg.Connection, *, actor: str, name: str) -> dict[str, Any]:
-    async with _change(conn):
-        row = await _employee_group(conn, name, lock=True)
-        _refuse_system(row, "employee", "deleted")
-        count = await employee_groups_q.employee_count(conn, row["id"])
-        if count:
-            raise AdminError(f'employee group "{name}" is assigned to {count} employee'
-                             f'{"s" if count != 1 else ""}; move them to another group first')
-        before = _employee_group_dict(row)
-        await employee_groups_q.delete(conn, row["id"])
-        await audit_q.record(conn, actor=actor, action="employee_group.delete",
-                             target=f"employee_group:{name}", before=before)
-    return {"deleted": name}
+    return await _delete_group(conn, _EMPLOYEE_GROUPS, actor=actor, name=name)
 
 
 # -- licenses -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ RIGHT_COLUMNS: tuple[str, ...] = tuple(EMPLOYEE_RIGHTS)
 
 _GROUPS = GroupTable(table="employee_groups", members="employees", count_as="employees",
                      columns=RIGHT_COLUMNS)
+TABLE = _GROUPS  # the whole table, for daemon.admin's shared group operations
 
 find_by_name = _GROUPS.find_by_name
 list_with_counts = _GROUPS.list_with_counts

@@ -12,6 +12,7 @@ LEVEL_COLUMNS: tuple[str, ...] = tuple(CUSTOMER_IDENTIFIERS)
 
 _GROUPS = GroupTable(table="customer_groups", members="customer_web_users", count_as="users",
                      columns=LEVEL_COLUMNS)
+TABLE = _GROUPS  # the whole table, for daemon.admin's shared group operations
 
 find_by_name = _GROUPS.find_by_name
 list_with_counts = _GROUPS.list_with_counts
