@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -128,6 +128,22 @@ async def _password_hash(password: str | None) -> str | None:
         raise AdminError(problem)
     # argon2 costs tens of milliseconds of CPU: keep it off the loop and outside the transaction
     return await asyncio.to_thread(hash_password, password)
+
+
+async def _set_password(conn: asyncpg.Connection, *, actor: str, kind: str, username: str,
+                        password: str, find: Callable[..., Awaitable[asyncpg.Record]],
+                        store: Callable[[asyncpg.Connection, int, str], Awaitable[None]]) -> dict[str, Any]:
+    """Set a web user's or an employee's password (`kind` names the audit action and target)."""
+    password_hash = await _password_hash(password)
+    assert password_hash is not None
+    async with _change(conn):
+        row = await find(conn, username, lock=True)
+        await store(conn, row["id"], password_hash)
+        # never the hash itself: only whether one was set
+        await audit_q.record(conn, actor=actor, action=f"{kind}.set_password",
+                             target=f"{kind}:{row['username']}",
+                             before={"has_password": row["has_password"]}, after={"has_password": True})
+    return {"username": row["username"], "password": "changed"}
 
 
 def parse_assignments(pairs: Iterable[str]) -> dict[str, str]:
@@ -447,16 +463,8 @@ async def set_webuser_active(conn: asyncpg.Connection, *, actor: str, username: 
 
 async def set_webuser_password(conn: asyncpg.Connection, *, actor: str, username: str,
                                password: str) -> dict[str, Any]:
-    password_hash = await _password_hash(password)
-    assert password_hash is not None
-    async with _change(conn):
-        row = await _webuser(conn, username, lock=True)
-        await webusers_q.set_password_hash(conn, row["id"], password_hash)
-        # never the hash itself: only whether one was set
-        await audit_q.record(conn, actor=actor, action="webuser.set_password",
-                             target=f"webuser:{row['username']}",
-                             before={"has_password": row["has_password"]}, after={"has_password": True})
-    return {"username": row["username"], "password": "changed"}
+    return await _set_password(conn, actor=actor, kind="webuser", username=username,
+                               password=password, find=_webuser, store=webusers_q.set_password_hash)
 
 
 async def list_webusers(conn: asyncpg.Connection, *, account: str | None = None) -> list[dict[str, Any]]:
@@ -560,15 +568,8 @@ async def set_employee_active(conn: asyncpg.Connection, *, actor: str, username:
 
 async def set_employee_password(conn: asyncpg.Connection, *, actor: str, username: str,
                                 password: str) -> dict[str, Any]:
-    password_hash = await _password_hash(password)
-    assert password_hash is not None
-    async with _change(conn):
-        row = await _employee(conn, username, lock=True)
-        await employees_q.set_password_hash(conn, row["id"], password_hash)
-        await audit_q.record(conn, actor=actor, action="employee.set_password",
-                             target=f"employee:{row['username']}",
-                             before={"has_password": row["has_password"]}, after={"has_password": True})
-    return {"username": row["username"], "password": "changed"}
+    return await _set_password(conn, actor=actor, kind="employee", username=username,
+                               password=password, find=_employee, store=employees_q.set_password_hash)
 
 
 async def set_employee_rate(conn: asyncpg.Connection, *, actor: str, username: str,
