@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -44,8 +43,7 @@ def pg_server() -> Iterator[str]:
     try:
         yield _with_database(dsn, "postgres")
     finally:
-        server.stop(force=True)
-        shutil.rmtree(root, ignore_errors=True)
+        server.destroy()
 
 
 async def _admin_execute(server_dsn: str, *statements: str) -> None:
