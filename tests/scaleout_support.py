@@ -28,7 +28,7 @@ import aiohttp
 from daemon.embedded import free_port
 from daemon.outbox import SENDER_LANES  # noqa: F401
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 DEMO_PASSWORD = "demo"  # daemon/demo.py: every demo login
 START_TIMEOUT_S = 30
 

@@ -49,6 +49,7 @@ import asyncpg
 import pytest
 
 from tests.scaleout_support import (
+    DEMO_PASSWORD,
     SENDER_LANES,
     Cluster,
     Daemon,
@@ -384,7 +385,7 @@ async def test_a_strangers_failed_logins_do_not_lock_others_out_behind_the_balan
         someone = await load.anonymous()
         try:  # the right password, someone else, elsewhere
             result, body = await load.request(someone, "POST", "/api/v1/login",
-                                              json={"username": "tech", "password": "demo"})
+                                              json={"username": "tech", "password": DEMO_PASSWORD})
         finally:
             await load.close([stranger, someone])
         assert result.ok, (result.status, body)
