@@ -30,8 +30,8 @@ import asyncpg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from daemon import migrations  # noqa: E402
-from daemon.embedded import EmbeddedPostgres, free_port  # noqa: E402
+from daemon.db import migrations  # noqa: E402
+from daemon.db.embedded import EmbeddedPostgres, free_port  # noqa: E402
 from daemon.passwords import hash_password  # noqa: E402
 
 CHANGES = 200

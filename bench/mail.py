@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from email.utils import parseaddr
 from pathlib import Path
 
 import aiosmtplib
@@ -40,10 +41,13 @@ import asyncpg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from daemon import fanout, mailer, migrations  # noqa: E402
+
 from daemon.config import load_config  # noqa: E402
-from daemon.embedded import EmbeddedPostgres, free_port  # noqa: E402
-from daemon.outbox import SENDER_LANES  # noqa: E402
+from daemon.db import migrations  # noqa: E402
+from daemon.db.embedded import EmbeddedPostgres, free_port  # noqa: E402
+from daemon.mail import batch, fanout  # noqa: E402
+from daemon.mail.identity import MailIdentity  # noqa: E402
+from daemon.mail.worker import SENDER_LANES  # noqa: E402
 
 LATENCY_EVENTS = 200
 DRAIN_MAILS = int(os.environ.get("BENCH_DRAIN_MAILS", 10_000))
@@ -234,7 +238,7 @@ async def queue_mails(conn: asyncpg.Connection, ids: dict[str, int], cfg) -> Non
            SELECT t, $2, 'Checked the cabling, replaced patch cable ' || g || E'.\nWill follow up tomorrow.'
              FROM unnest($1::bigint[]) t, generate_series(1, $3) g""",
         tickets, ids["alice"], DRAIN_MAILS // DRAIN_TICKETS)
-    identity = mailer.MailIdentity.from_config(cfg)
+    identity = MailIdentity.from_config(cfg)
     while (await fanout.fan_out(conn, identity=identity)).events:
         pass
     queued = await conn.fetchval("SELECT count(*) FROM outbox WHERE status = 'queued' AND event = 'note'")
@@ -280,12 +284,12 @@ async def drain(conn: asyncpg.Connection, sink: Sink, config_path: Path, log_pat
 
 
 async def render_same_mails(conn: asyncpg.Connection, cfg) -> list[tuple[str, bytes]]:
-    identity = mailer.MailIdentity.from_config(cfg)
+    identity = MailIdentity.from_config(cfg)
     rows = await conn.fetch("SELECT * FROM outbox WHERE event = 'note' ORDER BY id")
     out = []
     for start in range(0, len(rows), RENDER_CHUNK):
-        for item in await mailer.prepare_batch(conn, rows[start:start + RENDER_CHUNK], identity=identity):
-            assert isinstance(item, mailer.Prepared)
+        for item in await batch.prepare_batch(conn, rows[start:start + RENDER_CHUNK], identity=identity):
+            assert isinstance(item, batch.Prepared)
             out.append((item.recipient, item.data))
     return out
 
@@ -411,7 +415,7 @@ async def main() -> None:
 
         await queue_mails(conn, ids, cfg)
         meter = CpuMeter(sink_pid=sink.proc.pid, pg_datadir=pg.datadir)
-        sender = mailer.parseaddr(cfg.smtp.from_)[1]
+        sender = parseaddr(cfg.smtp.from_)[1]
         mails = await render_same_mails(conn, cfg)
         drains, naives = [], []
         for round_no in range(1, ROUNDS + 1):

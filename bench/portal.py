@@ -39,13 +39,15 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from daemon import migrations  # noqa: E402
+from daemon.access.principals import find_user  # noqa: E402
 from daemon.app import build_app  # noqa: E402
 from daemon.config import load_config  # noqa: E402
-from daemon.demo import DEMO_PASSWORD, load_demo  # noqa: E402
-from daemon.embedded import EmbeddedPostgres, free_port  # noqa: E402
-from daemon.principals import find_user  # noqa: E402
+from daemon.db import migrations  # noqa: E402
+from daemon.db.embedded import EmbeddedPostgres, free_port  # noqa: E402
+from daemon.dev.demo import load_demo  # noqa: E402
+from daemon.dev.demo_data import DEMO_PASSWORD  # noqa: E402
 from daemon.queries import tickets as tq  # noqa: E402
+from web.routes import setup_web  # noqa: E402
 
 CONCURRENCY = 32
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S", 1.5))
@@ -294,7 +296,7 @@ level = "WARNING"
     cfg = load_config(config_path)
     runners = []
     ports = []
-    for app in (build_app(cfg, dsn, background=False), reference_app(dsn)):
+    for app in (build_app(cfg, dsn, setup_web=setup_web, background=False), reference_app(dsn)):
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         port = free_port()

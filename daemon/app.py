@@ -1,61 +1,124 @@
 """Builds the aiohttp Application: its resources in `cleanup_ctx`, in dependency order
-(database pool → privilege cache and listener → outbox worker → scheduler), and its routes."""
+(database pool → privilege cache → listener → outbox worker → scheduler), and the web layer
+it is handed (web.routes.setup_web: the daemon itself never imports the web package)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
+import asyncpg
 from aiohttp import web
 
-from daemon import db
-from daemon.config import Config
-from daemon.keys import BACKGROUND, DSN, METRICS, POOL, SETTINGS, Settings
+from daemon.access.cache import PrivilegeCache
+from daemon.access.listener import START_WAIT_S, PrivilegeListener
+from daemon.appkeys import (
+    BACKGROUND,
+    DSN,
+    LISTENER,
+    METRICS,
+    OUTBOX,
+    POOL,
+    PRIVILEGES,
+    SCHEDULER,
+    SETTINGS,
+)
+from daemon.config import Config, Settings
+from daemon.db.pool import DatabaseUnavailable, create_pool, describe_connect_error
+from daemon.mail.scheduler import MailScheduler
+from daemon.mail.worker import OutboxWorker, create_mail_pool
 from daemon.metrics import Metrics
 
 log = logging.getLogger("portald.app")
+
+SetupWeb = Callable[[web.Application], None]
 
 # Multipart envelopes add a little to the file itself.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
 
 
-async def database_ctx(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[SETTINGS].current
-    app[POOL] = await db.create_pool(app[DSN], min_size=cfg.database.pool_min,
-                                     max_size=cfg.database.pool_max)
-    yield
-    await app[POOL].close()
-
-
-def build_app(cfg: Config, dsn: str, *, background: bool = True) -> web.Application:
-    """The whole daemon as one Application. `background=False` leaves out the mail worker and
-    the scheduler (tests of the portal alone)."""
-    from web.routes import setup_web
-
+def build_app(cfg: Config, dsn: str, *, setup_web: SetupWeb, background: bool = True) -> web.Application:
+    """The whole daemon as one Application. `setup_web` adds the routes, middlewares and
+    templates of the portal. `background=False` leaves out the mail worker and the scheduler
+    (tests of the portal alone)."""
     app = web.Application(client_max_size=cfg.http.upload_max_mb * 1024 * 1024 + UPLOAD_OVERHEAD_BYTES)
     app[SETTINGS] = Settings(cfg)
     app[DSN] = dsn
     app[METRICS] = Metrics()
     app[BACKGROUND] = []
-    app.cleanup_ctx.append(database_ctx)
-    for ctx in _service_contexts(background=background):
-        app.cleanup_ctx.append(ctx)
+    # The cache loads first; the listener then LISTENs, reloads and vouches for it. Both run
+    # with background=False too: the portal is wrong without hot reload.
+    app.cleanup_ctx.extend([database_ctx, privileges_ctx, listener_ctx])
+    if background:
+        # the scheduler only enqueues; the outbox worker (fan-out and senders) delivers
+        app.cleanup_ctx.extend([outbox_ctx, scheduler_ctx])
     setup_web(app)
     return app
 
 
-def _service_contexts(*, background: bool) -> list:
-    """The services after the pool, in start order; each module owns its context."""
-    from daemon.listener import listener_ctx
-    from daemon.privileges import privileges_ctx
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[SETTINGS].current
+    app[POOL] = await create_pool(app[DSN], min_size=cfg.database.pool_min,
+                                  max_size=cfg.database.pool_max)
+    yield
+    await app[POOL].close()
 
-    # The cache loads first; the listener then LISTENs, reloads and vouches for it. Both run
-    # with background=False too: the portal is wrong without hot reload.
-    contexts: list = [privileges_ctx, listener_ctx]
-    if background:
-        from daemon.outbox import outbox_ctx
-        from daemon.scheduler import scheduler_ctx
 
-        # the scheduler only enqueues; the outbox worker (fan-out and senders) delivers
-        contexts += [outbox_ctx, scheduler_ctx]
-    return contexts
+async def privileges_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Loads the first snapshot before the portal serves; the listener then vouches for it."""
+    cache = PrivilegeCache(app[POOL], app[METRICS])
+    await cache.reload()
+    log.info("privileges loaded: version %d, %d customer users, %d employees",
+             cache.snapshot.version, len(cache.snapshot.customers), len(cache.snapshot.employees))
+    app[PRIVILEGES] = cache
+    yield
+    cache.invalidate(quiet=True)
+
+
+async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Runs the listener as a named background task (its death stops the daemon); waits a
+    little for the first LISTEN so that a healthy start serves from the cache at once."""
+    listener = PrivilegeListener(app[DSN], app[POOL], app[PRIVILEGES], app[METRICS])
+    app[LISTENER] = listener
+    task = asyncio.get_running_loop().create_task(listener.run(), name="portald-privilege-listener")
+    app[BACKGROUND].append(task)
+    try:
+        async with asyncio.timeout(START_WAIT_S):
+            await listener.ready.wait()
+    except TimeoutError:
+        logging.getLogger("portald.listener").warning(
+            "privilege listener not up after %.0f s; serving from the database meanwhile", START_WAIT_S)
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    if task in app[BACKGROUND]:
+        app[BACKGROUND].remove(task)
+
+
+async def outbox_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The mail worker in the application's life: started after the pool, stopped before it."""
+    try:
+        pool = await create_mail_pool(app[DSN])
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailable(describe_connect_error(exc)) from None
+    worker = OutboxWorker(pool=pool, dsn=app[DSN], settings=app[SETTINGS], metrics=app[METRICS])
+    app[OUTBOX] = worker
+    app[BACKGROUND].extend(worker.start())
+    try:
+        yield
+    finally:
+        await worker.stop()
+        await pool.close()
+
+
+async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    sched = MailScheduler(pool=app[POOL], settings=app[SETTINGS])
+    app[SCHEDULER] = sched
+    app[BACKGROUND].append(sched.start())
+    try:
+        yield
+    finally:
+        await sched.stop()

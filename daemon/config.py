@@ -7,6 +7,7 @@ Every problem names the key it concerns, and all problems are reported at once.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import tomllib
@@ -261,3 +262,11 @@ def load_config(path: Path | str | None = None, *, environ: dict[str, str] | Non
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+@dataclass
+class Settings:
+    """The live configuration: SIGHUP swaps `current`; readers take it at each use."""
+
+    current: Config
+    reloaded: asyncio.Event = field(default_factory=asyncio.Event)

@@ -11,12 +11,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from daemon import db, migrations
-from daemon.app import build_app
+from daemon.app import SetupWeb, build_app
+from daemon.appkeys import BACKGROUND, LISTENER, POOL, SETTINGS
 from daemon.config import Config, ConfigError, load_config
-from daemon.keys import BACKGROUND, SETTINGS
+from daemon.db import migrations
+from daemon.db.pool import connection, locate_database
 from daemon.logs import set_level
 from daemon.notify import SystemdNotifier, watchdog_interval_s
+from daemon.queries import health
 
 log = logging.getLogger("portald.runner")
 
@@ -28,16 +30,17 @@ class BackgroundTaskDied(Exception):
     pass
 
 
-async def serve(cfg: Config, *, config_path: Path | None = None, mail_catcher: bool | None = None) -> int:
+async def serve(cfg: Config, *, setup_web: SetupWeb, config_path: Path | None = None,
+                mail_catcher: bool | None = None) -> int:
     """Serve until SIGTERM/SIGINT (exit 0) or until a background task dies (exit 1)."""
     notifier = SystemdNotifier()
-    location = await asyncio.to_thread(db.locate_database, cfg)
+    location = await asyncio.to_thread(locate_database, cfg)
     catcher = None
     try:
-        async with db.connection(location.dsn) as conn:
+        async with connection(location.dsn) as conn:
             await migrations.migrate(conn)
         if mail_catcher if mail_catcher is not None else cfg.mail.catcher:
-            from daemon.catcher import CatcherError, MailCatcher
+            from daemon.dev.catcher import CatcherError, MailCatcher
 
             catcher = MailCatcher(cfg.state_dir / "mail", host=cfg.smtp.host, port=cfg.smtp.port)
             try:
@@ -48,7 +51,7 @@ async def serve(cfg: Config, *, config_path: Path | None = None, mail_catcher: b
                 return 1
             log.info("mail catcher listening on %s:%d, storing mail in %s",
                      cfg.smtp.host, cfg.smtp.port, catcher.directory)
-        app = build_app(cfg, location.dsn)
+        app = build_app(cfg, location.dsn, setup_web=setup_web)
         return await _serve_app(app, cfg, notifier, config_path)
     finally:
         if catcher is not None:
@@ -135,15 +138,13 @@ async def _reload(app: web.Application, notifier: SystemdNotifier, config_path: 
 
 
 async def _watchdog(app: web.Application, notifier: SystemdNotifier, interval: float) -> None:
-    from daemon.keys import LISTENER, POOL
-
     while True:
         await asyncio.sleep(interval)
         # A ping proves the loop turns; a database round trip proves we are not wedged on it;
         # the listener's last probe proves privilege changes still reach us.
         with contextlib.suppress(Exception):
             async with asyncio.timeout(interval):
-                await app[POOL].fetchval("SELECT 1")
+                await health.ping(app[POOL])
             listener = app.get(LISTENER)
             if listener is None or listener.healthy:
                 notifier.watchdog()

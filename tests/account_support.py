@@ -8,10 +8,12 @@ from typing import Any
 
 import asyncpg
 
-from daemon import admin
-from daemon.demo import DEMO_PASSWORD
+from daemon.access.kinds import CUSTOMER_GROUPS
+from daemon.access.scope import CUSTOMER_IDENTIFIERS
+from daemon.dev.demo import DEMO_PASSWORD
 from daemon.passwords import hash_password
-from daemon.scope import CUSTOMER_IDENTIFIERS
+from daemon.services.groups import create_group, set_group_levels
+from daemon.services.webusers import create_webuser
 
 # The identifiers these pages and routes are governed by.
 GATED = ("assets", "asset_config_note", "contracts", "charges", "documents", "kb", "quotes",
@@ -46,14 +48,14 @@ def allowed(username: str, identifier: str, level: str = "on") -> bool:
 
 
 async def add_custom_user(dsn: str) -> None:
-    """The custom group (all else off) and custom@acme in it, through daemon.admin."""
+    """The custom group (all else off) and custom@acme in it, through daemon.services."""
     conn = await asyncpg.connect(dsn)
     try:
-        await admin.create_customer_group(conn, actor="test", name=CUSTOM_GROUP)
-        await admin.set_customer_group_levels(conn, actor="test", name=CUSTOM_GROUP,
-                                              levels=LEVELS["custom@acme"])
-        await admin.create_webuser(conn, actor="test", account="Acme", username="custom@acme",
-                                   group=CUSTOM_GROUP, full_name="Cora Custom")
+        await create_group(conn, CUSTOMER_GROUPS, actor="test", name=CUSTOM_GROUP)
+        await set_group_levels(conn, CUSTOMER_GROUPS, actor="test", name=CUSTOM_GROUP,
+                               levels=LEVELS["custom@acme"])
+        await create_webuser(conn, actor="test", account="Acme", username="custom@acme",
+                             group=CUSTOM_GROUP, full_name="Cora Custom")
         # the demo password is shorter than the admin layer accepts; set it as the demo does
         await conn.execute("UPDATE customer_web_users SET password_hash = $1 WHERE username = $2",
                            hash_password(DEMO_PASSWORD), "custom@acme")

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from daemon import migrations
 from daemon.config import Config, load_config
+from daemon.db import migrations
 from tests.smtp_sink import SmtpSink
 
 TEMPLATE_DB = "portald_template"
@@ -34,7 +34,7 @@ def pg_server() -> Iterator[str]:
     if given:
         yield given
         return
-    from daemon.embedded import EmbeddedPostgres
+    from daemon.db.embedded import EmbeddedPostgres
 
     root = Path(tempfile.mkdtemp(prefix="portald-test-pg-"))
     root.chmod(0o755)
@@ -154,8 +154,9 @@ def config(dsn: str, smtp_sink: SmtpSink, tmp_path: Path) -> Config:
 def app(config: Config, dsn: str):
     """The portal without the mail worker and scheduler."""
     from daemon.app import build_app
+    from web.routes import setup_web
 
-    return build_app(config, dsn, background=False)
+    return build_app(config, dsn, setup_web=setup_web, background=False)
 
 
 @pytest.fixture
@@ -173,7 +174,7 @@ DEMO_TEMPLATE_DB = "portald_demo_template"
 @pytest.fixture(scope="session")
 def demo_template_dsn(pg_server: str, template_dsn: str) -> Iterator[str]:
     """The migrated template with `load_demo` run once; each demo test clones it."""
-    from daemon.demo import load_demo
+    from daemon.dev.demo import load_demo
 
     name = f"{DEMO_TEMPLATE_DB}_{os.getpid()}"
     template = urlsplit(template_dsn).path.lstrip("/")
@@ -212,8 +213,9 @@ def demo_config(demo_dsn: str, smtp_sink: SmtpSink, tmp_path: Path) -> Config:
 def demo_app(demo_config: Config, demo_dsn: str):
     """The portal on the demo data, without the mail worker and scheduler."""
     from daemon.app import build_app
+    from web.routes import setup_web
 
-    return build_app(demo_config, demo_dsn, background=False)
+    return build_app(demo_config, demo_dsn, setup_web=setup_web, background=False)
 
 
 @pytest.fixture

@@ -18,13 +18,12 @@ from typing import Any
 
 import asyncpg
 
-from daemon.config import Config, load_config
-from daemon.embedded import free_port
-from daemon.fanout import fan_out
-from daemon.keys import Settings
-from daemon.mailer import MailIdentity
+from daemon.config import Config, Settings, load_config
+from daemon.db.embedded import free_port
+from daemon.mail.fanout import fan_out
+from daemon.mail.identity import MailIdentity
+from daemon.mail.worker import OutboxWorker, create_mail_pool
 from daemon.metrics import Metrics
-from daemon.outbox import OutboxWorker, create_mail_pool
 
 REPO = Path(__file__).resolve().parent.parent
 

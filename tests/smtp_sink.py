@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from daemon.embedded import free_port
+from daemon.db.embedded import free_port
 
 
 @dataclass

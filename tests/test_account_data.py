@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from daemon.demo import DEMO_PASSWORD
+from daemon.dev.demo import DEMO_PASSWORD
 from tests.account_support import (
     USERS,
     add_custom_user,

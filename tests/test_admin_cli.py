@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from daemon.__main__ import main
+from daemon.cli import main
 from daemon.passwords import verify_password
 from tests.conftest import write_test_config
 from tests.sync_db_support import fingerprint, q, val

@@ -24,9 +24,9 @@ import asyncpg
 import pytest
 from multidict import MultiDict
 
-from daemon.__main__ import main
+from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS
+from daemon.cli import main
 from daemon.passwords import verify_password
-from daemon.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS
 from tests.conftest import database_fingerprint, login_as, write_test_config
 from web.routes import ROUTES
 

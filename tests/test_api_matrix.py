@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from daemon.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS
+from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS
 from tests.api_support import Api, Reply, demo_ids
 
 # The custom group: a mix no system group has.

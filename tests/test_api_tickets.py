@@ -8,7 +8,7 @@ import re
 
 import aiohttp
 
-from daemon.keys import SETTINGS
+from daemon.appkeys import SETTINGS
 from tests.api_support import demo_ids
 from web.ticket_actions import encode_cursor
 

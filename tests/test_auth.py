@@ -15,10 +15,11 @@ import asyncpg
 import pytest
 from aiohttp import web
 
+from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS
 from daemon.app import build_app
-from daemon.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS
 from tests.conftest import SEED_PASSWORD, login_as
 from web.auth import ROUTE_SPECS, Access, RouteSpec, principal, safe_next
+from web.routes import setup_web
 
 COOKIE = "portald_session"
 
@@ -188,7 +189,7 @@ async def test_session_timeouts_and_touch(client, conn, config, seed) -> None:
 
 async def test_secure_cookie_when_public_url_is_https(config, dsn, seed, aiohttp_client) -> None:
     cfg = dataclasses.replace(config, http=dataclasses.replace(config.http, public_url="https://portal.test"))
-    client = await aiohttp_client(build_app(cfg, dsn, background=False))
+    client = await aiohttp_client(build_app(cfg, dsn, setup_web=setup_web, background=False))
     resp = await post_login(client, "full@acme")
     assert resp.status == 200
     cookie = resp.headers["Set-Cookie"]

@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from daemon.embedded import free_port
+from daemon.db.embedded import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -36,8 +36,9 @@ TIMEOUT_MS = 15_000
 async def portal(demo_config, demo_dsn: str) -> AsyncIterator[str]:
     """The demo portal on 127.0.0.1:<free port>, as `portald run` serves it (without mail)."""
     from daemon.app import build_app
+    from web.routes import setup_web
 
-    runner = web.AppRunner(build_app(demo_config, demo_dsn, background=False))
+    runner = web.AppRunner(build_app(demo_config, demo_dsn, setup_web=setup_web, background=False))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

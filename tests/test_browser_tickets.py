@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from daemon.embedded import free_port
+from daemon.db.embedded import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.__main__ import main
+from daemon.cli import main
 from daemon.config import ConfigError, load_config
 
 

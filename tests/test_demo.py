@@ -11,8 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.__main__ import main
-from daemon.demo import load_demo
+from daemon.cli import main
+from daemon.dev.demo import load_demo
 from daemon.passwords import verify_password
 from tests.conftest import write_test_config
 from tests.sync_db_support import fingerprint, q, val

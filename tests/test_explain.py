@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from daemon.__main__ import main
-from daemon.admin import AdminError
-from daemon.explain import explain
+from daemon.access.explain import explain
+from daemon.cli import main
+from daemon.services.common import AdminError
 from tests.conftest import SeededDatabase, write_test_config
 
 

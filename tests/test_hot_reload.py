@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from daemon.keys import LISTENER, PRIVILEGES
+from daemon.appkeys import LISTENER, PRIVILEGES
 from tests.conftest import login_as
 
 COOKIE = "portald_session"

@@ -10,8 +10,9 @@ import random
 
 import pytest
 
-from daemon import mailer
-from daemon.scope import Principal
+from daemon.access.scope import Principal
+from daemon.mail import mime
+from daemon.mail.identity import MailIdentity, new_message_id
 
 PIECES = ["Bob", "Bób Émile", "O'Brien", "Smith, John", '"Quoted"', "x" * 90, "", " lead", "trail ",
           "=?utf-8?q?hi?=", "Tech\r\nBcc: victim@evil.test", "日本語の名前", "(comment)", "<angle>",
@@ -32,7 +33,7 @@ def _case(rnd: random.Random, i: int) -> tuple[dict, dict]:
     now = datetime.datetime(2026, rnd.randint(1, 12), rnd.randint(1, 28), rnd.randint(0, 23),
                             rnd.randint(0, 59), tzinfo=rnd.choice(ZONES))
     host = rnd.choice(["portal.example", "localhost", "a-b.example.org"])
-    identity = mailer.MailIdentity(
+    identity = MailIdentity(
         public_url=f"http://{host}", from_addr="p@x.y",
         from_header=rnd.choice(["portald <portald@portal.example>", "Pörtal Dæmon <p@x.y>", "p@x.y"]),
         host=host)
@@ -42,7 +43,7 @@ def _case(rnd: random.Random, i: int) -> tuple[dict, dict]:
     ticket_id = None if event in ("digest", "test") else rnd.randint(1, 10**6)
     row = {"id": i, "event": event, "ticket_id": ticket_id, "employee_id": 2, "subject_id": i,
            "payload": rnd.choice(['{"from": "open", "to": "waiting"}', '{"hours": 5}', "{}"]),
-           "message_id": rnd.choice(MESSAGE_IDS) if rnd.random() < 0.3 else mailer.new_message_id(host),
+           "message_id": rnd.choice(MESSAGE_IDS) if rnd.random() < 0.3 else new_message_id(host),
            "attempts": 0, "created_at": now}
     ticket = None if ticket_id is None else {
         "id": ticket_id, "number": "T-1005", "description": rnd.choice(TEXTS), "status": "open",
@@ -63,7 +64,7 @@ def _case(rnd: random.Random, i: int) -> tuple[dict, dict]:
 @pytest.fixture(autouse=True)
 def fixed_boundary(monkeypatch: pytest.MonkeyPatch) -> None:
     # both writers draw a random MIME boundary; fix it so their bytes can be compared
-    monkeypatch.setattr(mailer, "_new_boundary", lambda: "=_portald_fixedboundary0123456789abcdef")
+    monkeypatch.setattr(mime, "_new_boundary", lambda: "=_portald_fixedboundary0123456789abcdef")
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -71,14 +72,14 @@ def test_message_bytes_equal_the_email_package(seed: int) -> None:
     rnd = random.Random(seed)
     for i in range(150):
         row, kw = _case(rnd, i)
-        expected = mailer.build_message(row, **kw).as_bytes(policy=mailer.MESSAGE_POLICY)
-        assert mailer.message_bytes(row, **kw) == expected, (row, kw)
+        expected = mime.build_message(row, **kw).as_bytes(policy=mime.MESSAGE_POLICY)
+        assert mime.message_bytes(row, **kw) == expected, (row, kw)
 
 
 def test_data_never_becomes_a_header() -> None:
     rnd = random.Random(99)
     for i in range(300):
         row, kw = _case(rnd, i)
-        parsed = email.message_from_bytes(mailer.message_bytes(row, **kw), policy=email.policy.default)
+        parsed = email.message_from_bytes(mime.message_bytes(row, **kw), policy=email.policy.default)
         assert parsed["Bcc"] is None and parsed["X-Injected"] is None and parsed["X"] is None
         assert parsed["Auto-Submitted"] == "auto-generated"

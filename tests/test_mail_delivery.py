@@ -15,8 +15,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from daemon import migrations
-from daemon.outbox import RECORD_EVERY_MAILS, SENDER_LANES
+from daemon.db import migrations
+from daemon.mail.worker import RECORD_EVERY_MAILS, SENDER_LANES
 from daemon.queries.mail import delivery_status
 from tests.mail_support import (
     fan_out_all,
@@ -230,7 +230,7 @@ async def test_a_live_lease_is_respected_and_an_expired_one_taken_over(conn, con
 
 
 async def test_delivery_status_per_ticket(conn, config, dsn, smtp_sink) -> None:
-    from daemon.principals import load_principal
+    from daemon.access.principals import load_principal
 
     s = await seed(conn)
     ticket = await new_ticket(conn, s.acme, assigned_to=s.sub1, recipients=(s.tech, s.sub1))
@@ -327,7 +327,7 @@ async def test_two_daemons_share_the_outbox_without_sending_twice(
 @pytest.fixture
 def private_pg():
     """A PostgreSQL of this test's own, to stop and start under the worker."""
-    from daemon.embedded import EmbeddedPostgres
+    from daemon.db.embedded import EmbeddedPostgres
 
     root = Path(tempfile.mkdtemp(prefix="portald-test-restart-"))
     root.chmod(0o755)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from daemon import fanout, mailer
+from daemon.mail import batch, fanout
 from tests.mail_support import (
     fan_out_all,
     forget_mail,
@@ -213,8 +213,8 @@ async def test_rendered_content_is_what_the_recipient_may_see(conn, config) -> N
     assert len(rows) == 1
     # between fan-out and sending, the ticket moves away from the subcontractor
     await conn.execute("UPDATE tickets SET assigned_to = $1 WHERE id = $2", s.tech, ticket)
-    [item] = await mailer.prepare_batch(conn, rows, identity=identity(config))
-    assert isinstance(item, mailer.Dropped) and "may not see" in item.reason
+    [item] = await batch.prepare_batch(conn, rows, identity=identity(config))
+    assert isinstance(item, batch.Dropped) and "may not see" in item.reason
 
 
 async def test_fan_out_is_shared_between_instances(conn, config, dsn) -> None:
@@ -244,7 +244,7 @@ async def test_every_event_renders_with_its_own_content(conn, config) -> None:
     import email
     import email.policy
 
-    from daemon.scheduler import enqueue_reminders
+    from daemon.queries.scheduler import enqueue_reminders
 
     s = await seed(conn)
     ticket = await new_ticket(conn, s.acme, "Mail server down\nsince 9:00", assigned_to=s.admin,
@@ -267,7 +267,7 @@ async def test_every_event_renders_with_its_own_content(conn, config) -> None:
         "assigned", "charge", "closed", "created", "email", "note", "reminder", "status"]
     number = await conn.fetchval("SELECT number FROM tickets WHERE id = $1", ticket)
     rows = await conn.fetch("SELECT * FROM outbox WHERE status = 'queued' ORDER BY id")
-    rendered = await mailer.prepare_batch(conn, rows, identity=identity(config))
+    rendered = await batch.prepare_batch(conn, rows, identity=identity(config))
     expected = {
         "assigned": ("Assigned to you", "has been assigned to you"),
         "created": ("New ticket", "A new ticket was raised"),
@@ -279,7 +279,7 @@ async def test_every_event_renders_with_its_own_content(conn, config) -> None:
     }
     seen = set()
     for row, item in zip(rows, rendered, strict=True):
-        assert isinstance(item, mailer.Prepared), item
+        assert isinstance(item, batch.Prepared), item
         msg = email.message_from_bytes(item.data, policy=email.policy.default)
         text = msg.get_body(("plain",)).get_content()
         html = msg.get_body(("html",)).get_content()

@@ -10,10 +10,10 @@ import dataclasses
 import asyncpg
 import pytest
 
-from daemon import scope
-from daemon.principals import find_user, level_name, load_principal
-from daemon.privileges import PrivilegeCache, Snapshot, load_snapshot
-from daemon.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS, Params, Principal
+from daemon.access import scope
+from daemon.access.cache import PrivilegeCache, Snapshot, load_snapshot
+from daemon.access.principals import find_user, level_name, load_principal
+from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS, Params, Principal
 from tests.conftest import SeededDatabase
 
 # -- Principal.can: the table -------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from daemon.embedded import free_port
+from daemon.db.embedded import free_port
 
 START_TIMEOUT_S = 30
 
@@ -132,7 +132,7 @@ async def test_run_exits_non_zero_when_the_database_is_missing(tmp_path: Path) -
 
 @pytest.mark.parametrize("args", [["run", "--config", "/nonexistent/portald.toml"]])
 def test_run_with_a_missing_config_file_says_so(args: list[str], capsys) -> None:
-    from daemon.__main__ import main
+    from daemon.cli import main
 
     assert main(args) == 2
     assert "no such configuration file" in capsys.readouterr().err
@@ -143,13 +143,14 @@ async def test_a_dead_background_task_stops_the_daemon_non_zero(config) -> None:
     import dataclasses
 
     from daemon.app import build_app
+    from daemon.appkeys import BACKGROUND
     from daemon.config import HttpConfig
-    from daemon.keys import BACKGROUND
     from daemon.notify import SystemdNotifier
     from daemon.runner import _serve_app
+    from web.routes import setup_web
 
     cfg = dataclasses.replace(config, http=HttpConfig(port=free_port()))
-    app = build_app(cfg, config.database.dsn, background=False)
+    app = build_app(cfg, config.database.dsn, setup_web=setup_web, background=False)
 
     async def doomed() -> None:
         await asyncio.sleep(0.2)

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from daemon.keys import Settings
-from daemon.scheduler import JOB_DEFAULTS, MISFIRE_GRACE_S, SCHEDULER_LOCK_CLASS, MailScheduler
+from daemon.config import Settings
+from daemon.mail.scheduler import JOB_DEFAULTS, MISFIRE_GRACE_S, SCHEDULER_LOCK_CLASS, MailScheduler
 from tests.mail_support import (
     fan_out_all,
     forget_mail,

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from daemon import migrations
+from daemon.db import migrations
 
 _n = itertools.count()
 
@@ -49,11 +49,56 @@ async def test_two_processes_migrating_at_once_apply_each_migration_once(empty_d
 
 
 async def test_migrate_command(config, capsys) -> None:
-    from daemon.__main__ import main
+    from daemon.cli import main
 
     # the test database is migrated already: nothing to do, said plainly
     assert await asyncio.to_thread(main, ["migrate", "--config", str(config.path)]) == 0
     assert "up to date" in capsys.readouterr().out
+
+
+async def test_an_edited_migration_is_refused_naming_its_file(empty_dsn: str) -> None:
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrations.migrate(conn)
+        first = migrations.available_migrations()[0]
+        # what the database would hold had 001 been applied from another text of the file
+        await conn.execute("UPDATE schema_migrations SET checksum = $1 WHERE version = $2",
+                           "0" * 64, first.version)
+        with pytest.raises(migrations.MigrationMismatch) as err:
+            await migrations.migrate(conn)
+        assert first.filename in str(err.value)
+        # refused before anything else happened: the recorded checksum is still the odd one
+        assert await conn.fetchval("SELECT checksum FROM schema_migrations WHERE version = $1",
+                                   first.version) == "0" * 64
+    finally:
+        await conn.close()
+
+
+async def test_an_edited_migration_stops_every_command_with_one_line(config, conn, capsys) -> None:
+    from daemon.cli import main
+
+    first = migrations.available_migrations()[0]
+    await conn.execute("UPDATE schema_migrations SET checksum = $1 WHERE version = $2",
+                       "f" * 64, first.version)
+    assert await asyncio.to_thread(main, ["migrate", "--config", str(config.path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("portald: migration ") and first.filename in err[0]
+    assert "Traceback" not in err[0]
+
+
+async def test_databases_migrated_before_checksums_get_them_recorded(empty_dsn: str) -> None:
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrations.migrate(conn)
+        # the table as it was before checksums existed
+        await conn.execute("ALTER TABLE schema_migrations DROP COLUMN checksum")
+        assert await migrations.migrate(conn) == []
+        recorded = {r["version"]: r["checksum"] for r in await conn.fetch(
+            "SELECT version, checksum FROM schema_migrations")}
+        assert recorded == {m.version: m.checksum for m in migrations.available_migrations()}
+        assert await migrations.migrate(conn) == []
+    finally:
+        await conn.close()
 
 
 @pytest.mark.parametrize("statement", [

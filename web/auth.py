@@ -34,13 +34,13 @@ import asyncpg
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from daemon.access.principals import load_principal
+from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS, Principal
+from daemon.appkeys import METRICS, POOL, PRIVILEGES, SETTINGS
 from daemon.config import Config
-from daemon.keys import METRICS, POOL, PRIVILEGES, SETTINGS
 from daemon.passwords import MAX_LENGTH, hash_password, needs_rehash, verify_password
-from daemon.principals import load_principal
 from daemon.queries import audit
 from daemon.queries import sessions as q
-from daemon.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS, Principal
 from web import sessions
 from web.errors import ApiError, is_api
 from web.sessions import Session

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from daemon.keys import SETTINGS
+from daemon.appkeys import SETTINGS
 from web.errors import ApiError
 
 CHUNK_BYTES = 64 * 1024

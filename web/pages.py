@@ -1,4 +1,4 @@
-"""Rendering an HTML page of the portal."""
+"""Rendering an HTML page of the portal, and what every page's template may use."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from daemon.formatting import amount_input, file_size, money, when
 
-def render(template: str, request: web.Request, context: dict[str, Any], *,
+# how the pages write numbers, times and sizes (the same functions as the mails and the API)
+TEMPLATE_GLOBALS: dict[str, Any] = {
+    "money": money, "amount_input": amount_input, "when": when, "file_size": file_size,
+}
+
+
+def render(request: web.Request, template: str, context: dict[str, Any], *,
            status: int = 200) -> web.Response:
     response = aiohttp_jinja2.render_template(template, request, context, status=status)
     # pages carry personal data and a CSRF token: never from a shared cache

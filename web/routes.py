@@ -16,7 +16,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from daemon.keys import METRICS
+from daemon.appkeys import METRICS
 from web import openapi
 from web.auth import (
     ROUTE_SPECS,
@@ -27,7 +27,7 @@ from web.auth import (
     template_context,
 )
 from web.errors import error_middleware
-from web.formatting import TEMPLATE_GLOBALS
+from web.pages import TEMPLATE_GLOBALS
 from web.views import (
     account_api,
     account_pages,

@@ -21,18 +21,18 @@ import binascii
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
-from daemon.db import user_error
-from daemon.keys import POOL
+from daemon.access.scope import Principal
+from daemon.appkeys import POOL
+from daemon.db.pool import user_error
+from daemon.formatting import plain
 from daemon.queries import audit
 from daemon.queries import tickets as q
-from daemon.scope import Principal
 from web.auth import actor_of
 from web.errors import ApiError, not_found
 from web.files import read_upload
@@ -70,14 +70,6 @@ UNSET: Any = _Unset()  # a field the request did not send (None means "set it to
 
 
 # -- JSON shapes ------------------------------------------------------------------------------
-
-
-def plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
 
 
 _CONTACT = {"contact_name": "name", "account_phone": "phone", "account_email": "email",

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from daemon import scope
-from daemon.scope import Params, Principal
+from daemon.access import scope
+from daemon.access.scope import Params, Principal
 
 Conn = asyncpg.Connection | asyncpg.Pool
 

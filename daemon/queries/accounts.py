@@ -32,3 +32,8 @@ async def list_with_counts(conn: asyncpg.Connection) -> list[asyncpg.Record]:
                     WHERE t.account_id = a.id AND t.status <> 'closed') AS open_tickets
              FROM accounts a ORDER BY a.name"""
     )
+
+
+async def names_by_ids(conn: asyncpg.Connection, ids: list[int]) -> dict[int, str]:
+    rows = await conn.fetch("SELECT id, name FROM accounts WHERE id = ANY($1::bigint[])", ids)
+    return {r["id"]: r["name"] for r in rows}

@@ -8,12 +8,12 @@ every instance shares.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 import asyncpg
 
+from daemon.access.scope import Kind
+
 Conn = asyncpg.Connection | asyncpg.Pool
-Kind = Literal["customer", "employee"]
 
 THROTTLE_WINDOW_S = 15 * 60
 # Failed-login rows older than this are of no further use to throttling.

@@ -13,8 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from daemon import scope
-from daemon.scope import Params, Principal
+from daemon.access import scope
+from daemon.access.scope import Params, Principal
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
@@ -147,14 +147,6 @@ async def change_ticket(conn: Conn, p: Principal, ticket_id: int,
     return await conn.fetchrow(
         f"""UPDATE tickets t SET {', '.join(sets)} WHERE t.id = $1 AND {scope.tickets(p, params)}
             RETURNING {ticket_columns(p)}""", *params.values)
-
-
-async def update_ticket(conn: Conn, p: Principal, ticket_id: int, changes: dict[str, Any]) -> asyncpg.Record | None:
-    """Apply already-authorised column changes to a ticket in scope; None if not in scope."""
-    if not changes:
-        raise ValueError("no ticket fields to change")
-    row = await change_ticket(conn, p, ticket_id, changes)
-    return await get_ticket(conn, p, ticket_id) if row else None
 
 
 async def asset_in_account(conn: Conn, asset_id: int, account_id: int) -> bool:

@@ -9,17 +9,17 @@ Money is a decimal string ("238.00"), dates and times ISO 8601.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
-from daemon.keys import POOL
+from daemon.access.scope import Principal
+from daemon.appkeys import POOL
+from daemon.formatting import plain
 from daemon.queries import account_data as q
 from daemon.queries import audit
-from daemon.scope import Principal
 from web.auth import actor_of, client_ip, principal
 from web.errors import ApiError, not_found
 from web.files import download_response
@@ -27,16 +27,8 @@ from web.pagination import page_request
 from web.validation import path_id
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
-
-
 def as_json(row: asyncpg.Record | dict[str, Any], *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {k: _plain(v) for k, v in dict(row).items() if k not in drop}
+    return {k: plain(v) for k, v in dict(row).items() if k not in drop}
 
 
 def total(charges: list[asyncpg.Record]) -> Decimal:
@@ -82,7 +74,7 @@ async def api_contract(request: web.Request) -> web.Response:
         if q.shows(p, "charges"):
             charges = await q.list_contract_charges(conn, p, contract_id)
             data["charges"] = [as_json(c) for c in charges]
-            data["charges_total"] = _plain(total(charges))
+            data["charges_total"] = plain(total(charges))
     return web.json_response(data)
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon.keys import POOL
+from daemon.access.scope import Principal
+from daemon.appkeys import POOL
 from daemon.queries import account_data as q
-from daemon.scope import Principal
 from web.auth import principal
 from web.errors import not_found
 from web.pages import render
@@ -50,7 +50,7 @@ async def assets_page(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         page = await q.assets_page(conn, p, limit=pr.limit, offset=pr.offset)
         accounts = await _account_names(conn, p)
-    return render("assets.html", request, {
+    return render(request, "assets.html", {
         "assets": page.items, "show_note": q.shows(p, "asset_config_note"),
         "accounts": accounts, **pager(request, "/assets", page.next_offset)})
 
@@ -60,7 +60,7 @@ async def contracts_page(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         page = await q.contracts_page(conn, p, limit=pr.limit, offset=pr.offset)
         accounts = await _account_names(conn, p)
-    return render("contracts.html", request, {
+    return render(request, "contracts.html", {
         "contracts": page.items, "accounts": accounts,
         **pager(request, "/contracts", page.next_offset)})
 
@@ -74,7 +74,7 @@ async def contract_page(request: web.Request) -> web.Response:
         show_charges = q.shows(p, "charges")
         charges = await q.list_contract_charges(conn, p, contract_id) if show_charges else []
         accounts = await _account_names(conn, p)
-    return render("contract.html", request, {
+    return render(request, "contract.html", {
         "contract": contract, "show_charges": show_charges, "charges": charges,
         "charges_total": total(charges), "accounts": accounts})
 
@@ -84,7 +84,7 @@ async def documents_page(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         page = await q.documents_page(conn, p, limit=pr.limit, offset=pr.offset)
         accounts = await _account_names(conn, p)
-    return render("documents.html", request, {
+    return render(request, "documents.html", {
         "documents": page.items, "accounts": accounts,
         **pager(request, "/documents", page.next_offset)})
 
@@ -92,7 +92,7 @@ async def documents_page(request: web.Request) -> web.Response:
 async def kb_page(request: web.Request) -> web.Response:
     p, pr = principal(request), page_request(request)
     page = await q.kb_page(request.app[POOL], p, limit=pr.limit, offset=pr.offset)
-    return render("kb.html", request, {
+    return render(request, "kb.html", {
         "articles": page.items, "show_files": q.shows(p, "kb", "download"),
         **pager(request, "/kb", page.next_offset)})
 
@@ -105,7 +105,7 @@ async def kb_article_page(request: web.Request) -> web.Response:
             raise not_found()
         show_files = q.shows(p, "kb", "download")
         files = await q.list_kb_files(conn, p, article_id) if show_files else []
-    return render("kb_article.html", request, {
+    return render(request, "kb_article.html", {
         "article": article, "show_files": show_files, "files": files})
 
 
@@ -121,7 +121,7 @@ async def _quotes(request: web.Request, *, error: str | None = None,
             # the notice names the quote as the database has it, never text from the URL
             found = await q.get_quote(conn, p, int(raw))
             accepted = found if found is not None and found["status"] == "accepted" else None
-    return render("quotes.html", request, {
+    return render(request, "quotes.html", {
         "quotes": page.items, "accounts": accounts, "accepted": accepted, "error": error,
         "may_accept": p.is_customer and p.can("quotes", "accept"),
         **pager(request, "/quotes", page.next_offset)}, status=status)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
-from daemon.keys import POOL
+from daemon.appkeys import POOL
 from daemon.queries import audit
 from daemon.queries import employees as q
 from web.auth import actor_of, client_ip, principal
@@ -88,7 +88,7 @@ async def api_put_alerts(request: web.Request) -> web.Response:
 
 def _page(request: web.Request, settings: dict[str, bool], *, saved: bool = False,
           error: ApiError | None = None, status: int = 200) -> web.Response:
-    return render("alerts.html", request, {
+    return render(request, "alerts.html", {
         "settings": settings, "alerts": ALERTS, "recipient_settings": RECIPIENT_SETTINGS,
         "saved": saved, "error": error}, status=status)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon.keys import POOL
+from daemon.appkeys import POOL
 from web import ticket_actions as actions
 from web.auth import client_ip, principal
 from web.files import download_response

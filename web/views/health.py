@@ -8,7 +8,7 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from daemon.keys import LISTENER, METRICS, POOL
+from daemon.appkeys import LISTENER, METRICS, POOL
 
 READY_TIMEOUT_S = 2.0
 

@@ -14,7 +14,7 @@ DONE_PARAM = "changed"
 
 def _form(request: web.Request, *, errors: dict[str, str] | None = None, done: bool = False,
           status: int = 200) -> web.Response:
-    return render("password.html", request, {"errors": errors or {}, "done": done},
+    return render(request, "password.html", {"errors": errors or {}, "done": done},
                   status=status)
 
 

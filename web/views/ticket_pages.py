@@ -18,10 +18,10 @@ from urllib.parse import urlencode
 import asyncpg
 from aiohttp import web
 
-from daemon.keys import POOL
+from daemon.access.scope import Principal
+from daemon.appkeys import POOL
 from daemon.queries import account_data, mail
 from daemon.queries import tickets as q
-from daemon.scope import Principal
 from web import ticket_actions as actions
 from web.auth import CSRF_FIELD, client_ip, principal
 from web.errors import ApiError, not_found
@@ -168,7 +168,7 @@ async def ticket_list(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         rows, next_cursor = await q.list_tickets(conn, p, f)
         accounts = await account_data.account_names(conn, p) if p.is_employee else []
-    return render("tickets_list.html", request, {
+    return render(request, "tickets_list.html", {
         "tickets": rows, "params": params, "accounts": accounts,
         "next_url": params.url(cursor=next_cursor) if next_cursor else None,
         "first_url": params.url(cursor=None) if params.cursor else None,
@@ -238,7 +238,7 @@ async def ticket_detail(request: web.Request) -> web.Response:
         ctx = await ticket_context(conn, p, ticket_id)
     ctx["done"] = DONE_MESSAGES.get(request.query.get("done", ""))
     ctx["f"] = form_state()
-    return render("ticket_detail.html", request, ctx)
+    return render(request, "ticket_detail.html", ctx)
 
 
 async def ticket_print(request: web.Request) -> web.Response:
@@ -246,7 +246,7 @@ async def ticket_print(request: web.Request) -> web.Response:
     ticket_id = path_id(request)
     async with request.app[POOL].acquire() as conn:
         ctx = await ticket_context(conn, p, ticket_id)
-    return render("ticket_print.html", request, ctx)
+    return render(request, "ticket_print.html", ctx)
 
 
 async def download_attachment(request: web.Request) -> web.Response:
@@ -287,7 +287,7 @@ async def rerender(request: web.Request, ticket_id: int, form: str, err: ApiErro
     async with request.app[POOL].acquire() as conn:
         ctx = await ticket_context(conn, principal(request), ticket_id)
     ctx["f"] = form_state(form, error=err, values=values)
-    return render("ticket_detail.html", request, ctx, status=err.status)
+    return render(request, "ticket_detail.html", ctx, status=err.status)
 
 
 Act = Callable[[asyncpg.Pool, Principal, int, Fields], Awaitable[Any]]
@@ -396,7 +396,7 @@ async def _new_ticket_page(request: web.Request, *, account_id: int | None,
                 if p.can("assign_tickets"):
                     ctx["people"] = await q.assignable_employees(conn, account["id"])
     ctx["asset_field"] = p.is_employee or p.can("ticket_asset", "edit")
-    return render("ticket_new.html", request, ctx, status=status)
+    return render(request, "ticket_new.html", ctx, status=status)
 
 
 async def new_ticket_page(request: web.Request) -> web.Response:

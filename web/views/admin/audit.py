@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from daemon.formatting import when
 from daemon.queries import audit_search
-from web.formatting import when_seconds
-from web.views.admin.common import connection, render
+from web.views.admin.common import admin_page, connection
 
 PAGE_SIZE = 50
 MAX_PAGE = 10_000
@@ -84,7 +84,7 @@ async def audit_page(request: web.Request) -> web.Response:
                 offset=(page - 1) * PAGE_SIZE))
         actions = await audit_search.actions(conn)
     more = len(rows) > PAGE_SIZE
-    entries = [{"at": when_seconds(r["at"]), "actor": r["actor"],
+    entries = [{"at": when(r["at"], seconds=True), "actor": r["actor"],
                 "action": r["action"], "target": r["target"], "ip": r["ip"],
                 "changes": changes(r["before"], r["after"])} for r in rows[:PAGE_SIZE]]
     kept = {k: v for k, v in query.items() if v}
@@ -92,7 +92,7 @@ async def audit_page(request: web.Request) -> web.Response:
     def page_link(n: int) -> str:
         return "/admin/audit?" + urlencode({**kept, "page": n})
 
-    return render(request, "admin_audit.html",
+    return admin_page(request, "admin_audit.html",
                   {"entries": entries, "query": query, "actions": actions, "page": page,
                    "newer": page_link(page - 1) if page > 1 else None,
                    "older": page_link(page + 1) if more else None,

@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 import asyncpg
 from aiohttp import web
 
-from daemon.keys import POOL
+from daemon.appkeys import POOL
 from web import pages
 from web.auth import Access, actor_of, principal, settings
 from web.errors import not_found
@@ -105,20 +105,19 @@ def redirect(location: str, notice: str | None = None, *, request: web.Request) 
     return response
 
 
-def render(request: web.Request, template: str, context: dict[str, Any], *,
-           status: int = 200, errors: Mapping[str, str] | None = None,
-           values: Mapping[str, str] | None = None) -> web.Response:
+def admin_page(request: web.Request, template: str, context: dict[str, Any], *,
+               status: int = 200, errors: Mapping[str, str] | None = None,
+               values: Mapping[str, str] | None = None) -> web.Response:
     """A page of the admin area; shows (and forgets) a notice left by the previous POST."""
     notice = request.cookies.get(NOTICE_COOKIE)
     page = {"errors": dict(errors or {}), "values": dict(values or {}),
             "notice": unquote(notice)[:NOTICE_MAX_CHARS] if notice and status < 400 else None,
             **context}
     # no-store matters here too: a page may show, once, a generated password
-    response = pages.render(template, request, page, status=status)
+    response = pages.render(request, template, page, status=status)
     if notice is not None:
         response.del_cookie(NOTICE_COOKIE, path="/admin")
     return response
-
 
 
 def plural(count: int, word: str) -> str:
@@ -141,6 +140,6 @@ def password_page(request: web.Request, *, username: str, password: str, kind: s
     """The one page that shows a generated password. It answers the POST itself (200, no-store)
     instead of redirecting: a redirect would have to carry the password in a URL, a cookie or
     the database."""
-    return render(request, "admin_password.html",
+    return admin_page(request, "admin_password.html",
                   {"username": username, "password": password, "kind": kind, "back": back,
                    "created": created})

@@ -9,12 +9,16 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon import admin
-from daemon.admin import AdminError
+from daemon.access.kinds import EMPLOYEE_GROUPS
+from daemon.services import employees, licenses
+from daemon.services.accounts import list_accounts
+from daemon.services.common import AdminError
+from daemon.services.groups import list_groups
 from web.errors import not_found
 from web.views.admin.common import (
     LIVE,
     actor,
+    admin_page,
     connection,
     field_for,
     generate_password,
@@ -22,7 +26,6 @@ from web.views.admin.common import (
     path_id,
     read_form,
     redirect,
-    render,
 )
 from web.views.admin.labels import ALERT_LABELS, RECIPIENT_LABELS
 
@@ -41,18 +44,18 @@ async def _list_page(request: web.Request, *, status: int = 200,
                      errors: Mapping[str, str] | None = None,
                      values: Mapping[str, str] | None = None) -> web.Response:
     async with connection(request) as conn:
-        listing = await admin.list_employees(conn)
-        groups = await admin.list_employee_groups(conn)
-    return render(request, "admin_employees.html",
+        listing = await employees.list_employees(conn)
+        groups = await list_groups(conn, EMPLOYEE_GROUPS)
+    return admin_page(request, "admin_employees.html",
                   {"employees": listing["employees"], "seats": listing["seats"], "groups": groups,
-                   "default_group": admin.DEFAULT_EMPLOYEE_GROUP},
+                   "default_group": employees.DEFAULT_EMPLOYEE_GROUP},
                   status=status, errors=errors, values=values)
 
 
 async def _employee(request: web.Request) -> dict[str, Any]:
     employee_id = path_id(request)
     async with connection(request) as conn:
-        listing = await admin.list_employees(conn)
+        listing = await employees.list_employees(conn)
     for employee in listing["employees"]:
         if employee["id"] == employee_id:
             return employee
@@ -64,11 +67,11 @@ async def _detail_page(request: web.Request, *, status: int = 200,
                        values: Mapping[str, str] | None = None) -> web.Response:
     employee = await _employee(request)
     async with connection(request) as conn:
-        groups = await admin.list_employee_groups(conn)
-        accounts = await admin.list_accounts(conn)
-        mail = await admin.get_mail_settings(conn, username=employee["username"])
-        seats = await admin.show_license(conn)
-    return render(request, "admin_employee.html",
+        groups = await list_groups(conn, EMPLOYEE_GROUPS)
+        accounts = await list_accounts(conn)
+        mail = await employees.get_mail_settings(conn, username=employee["username"])
+        seats = await licenses.show_license(conn)
+    return admin_page(request, "admin_employee.html",
                   {"employee": employee, "groups": groups, "accounts": accounts,
                    "mail": mail["settings"], "alert_labels": ALERT_LABELS,
                    "recipient_labels": RECIPIENT_LABELS, "seats": seats},
@@ -86,13 +89,13 @@ async def employee_page(request: web.Request) -> web.Response:
 async def create_employee(request: web.Request) -> web.Response:
     form = await read_form(request)
     fields = {"username": form.get("username"), "full_name": form.get("full_name"),
-              "email": form.get("email"), "group": form.get("group") or admin.DEFAULT_EMPLOYEE_GROUP,
+              "email": form.get("email"), "group": form.get("group") or employees.DEFAULT_EMPLOYEE_GROUP,
               "hourly_rate": form.get("hourly_rate") or "0"}
     web_access = form.get("web_access") == "on"
     password = generate_password() if form.get("password") == "generate" else None
     try:
         async with connection(request) as conn:
-            created = await admin.create_employee(conn, actor=actor(request), password=password,
+            created = await employees.create_employee(conn, actor=actor(request), password=password,
                                                   web_access=web_access, **fields)
     except AdminError as exc:
         key = field_for(str(exc), _CREATE_FIELDS, "create.username")
@@ -114,10 +117,10 @@ async def set_license(request: web.Request) -> web.Response:
     try:
         seats = int(text)
     except ValueError:
-        seats = text  # daemon.admin refuses it with its own words
+        seats = text  # daemon.services refuses it with its own words
     try:
         async with connection(request) as conn:
-            result = await admin.set_license(conn, actor=actor(request), seats=seats)
+            result = await licenses.set_license(conn, actor=actor(request), seats=seats)
     except AdminError as exc:
         return await _list_page(request, status=422, errors={"license.seats": str(exc)},
                                 values={"license.seats": text})
@@ -131,7 +134,7 @@ async def set_active(request: web.Request) -> web.Response:
     back_to_list = form.get("back") == "list"
     try:
         async with connection(request) as conn:
-            result = await admin.set_employee_active(conn, actor=actor(request),
+            result = await employees.set_employee_active(conn, actor=actor(request),
                                                      username=employee["username"], active=active)
     except AdminError as exc:
         key = f"active.{employee['username']}"
@@ -148,7 +151,7 @@ async def set_group(request: web.Request) -> web.Response:
     group = form.get("group")
     try:
         async with connection(request) as conn:
-            result = await admin.set_employee_group(conn, actor=actor(request),
+            result = await employees.set_employee_group(conn, actor=actor(request),
                                                     username=employee["username"], group=group)
     except AdminError as exc:
         return await _detail_page(request, status=422, errors={"group.group": str(exc)},
@@ -165,7 +168,7 @@ async def set_access(request: web.Request) -> web.Response:
     accounts = [] if all_accounts else form.getall("accounts")
     try:
         async with connection(request) as conn:
-            result = await admin.set_employee_access(conn, actor=actor(request),
+            result = await employees.set_employee_access(conn, actor=actor(request),
                                                      username=employee["username"],
                                                      all_accounts=all_accounts, accounts=accounts)
     except AdminError as exc:
@@ -184,10 +187,10 @@ async def set_access(request: web.Request) -> web.Response:
 async def set_mail(request: web.Request) -> web.Response:
     employee = await _employee(request)
     form = await read_form(request)
-    settings = {key: form.get(key) == "on" for key in admin.MAIL_SETTINGS}
+    settings = {key: form.get(key) == "on" for key in employees.MAIL_SETTINGS}
     try:
         async with connection(request) as conn:
-            result = await admin.set_mail_settings(conn, actor=actor(request),
+            result = await employees.set_mail_settings(conn, actor=actor(request),
                                                    username=employee["username"], settings=settings)
     except AdminError as exc:
         return await _detail_page(request, status=422, errors={"mail": str(exc)})
@@ -203,7 +206,7 @@ async def set_rate(request: web.Request) -> web.Response:
     rate = form.get("hourly_rate")
     try:
         async with connection(request) as conn:
-            result = await admin.set_employee_rate(conn, actor=actor(request),
+            result = await employees.set_employee_rate(conn, actor=actor(request),
                                                    username=employee["username"], hourly_rate=rate)
     except AdminError as exc:
         return await _detail_page(request, status=422, errors={"rate.hourly_rate": str(exc)},
@@ -217,7 +220,7 @@ async def reset_password(request: web.Request) -> web.Response:
     password = generate_password()
     try:
         async with connection(request) as conn:
-            await admin.set_employee_password(conn, actor=actor(request),
+            await employees.set_employee_password(conn, actor=actor(request),
                                               username=employee["username"], password=password)
     except AdminError as exc:
         return await _detail_page(request, status=422, errors={"password": str(exc)})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from daemon.admin import AdminError
-from daemon.explain import explain
-from web.views.admin.common import connection, field_for, render
+from daemon.access.explain import explain
+from daemon.services.common import AdminError
+from web.views.admin.common import admin_page, connection, field_for
 
 MAX_INPUT_CHARS = 200
 
@@ -28,5 +28,5 @@ async def explain_page(request: web.Request) -> web.Response:
             except AdminError as exc:
                 key = field_for(str(exc), (("ticket", "explain.ticket"),), "explain.user")
                 errors[key] = str(exc)
-    return render(request, "admin_explain.html", context, status=422 if errors else 200,
+    return admin_page(request, "admin_explain.html", context, status=422 if errors else 200,
                   errors=errors)

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from daemon import admin
-from daemon.admin import AdminError
+from daemon.formatting import when
 from daemon.queries import mail as mail_q
-from web.formatting import when_seconds
-from web.views.admin.common import actor, connection, path_id, read_form, redirect, render
+from daemon.services.common import AdminError
+from daemon.services.employees import list_employees
+from daemon.services.outbox import OUTBOX_LIST_LIMIT, list_outbox, retry_outbox
+from web.views.admin.common import actor, admin_page, connection, path_id, read_form, redirect
 
 # "retrying" is no status of its own: a queued mail that has failed at least once
 STATUS_FILTERS = ("queued", "retrying", "failed", "sent")
-OUTBOX_PAGE_LIMIT = admin.OUTBOX_LIST_LIMIT
+OUTBOX_PAGE_LIMIT = OUTBOX_LIST_LIMIT
 _BACK = re.compile(r"/admin/outbox(\?status=[a-z]+)?|/admin/tickets/[0-9]{1,18}/mail")
 
 
@@ -28,24 +28,16 @@ def shown_status(row: Mapping[str, Any]) -> str:
     return str(row["status"])
 
 
-def _when(value: Any) -> str:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    return when_seconds(value) if isinstance(value, datetime) else ""
-
-
 def _mail_row(row: Mapping[str, Any], names: Mapping[int, str]) -> dict[str, Any]:
     return {**row, "shown_status": shown_status(row),
             "recipient": names.get(row.get("employee_id") or 0, row.get("recipient_name") or ""),
-            "created": _when(row.get("created_at")), "next_attempt": _when(row.get("next_attempt_at")),
-            "sent": _when(row.get("sent_at"))}
+            "created": when(row.get("created_at"), seconds=True),
+            "next_attempt": when(row.get("next_attempt_at"), seconds=True),
+            "sent": when(row.get("sent_at"), seconds=True)}
 
 
 async def _names(conn: Any) -> dict[int, str]:
-    listing = await admin.list_employees(conn)
+    listing = await list_employees(conn)
     return {e["id"]: e["username"] for e in listing["employees"]}
 
 
@@ -56,12 +48,12 @@ async def _outbox_page(request: web.Request, *, status: int = 200,
         wanted = ""
     async with connection(request) as conn:
         stored = "queued" if wanted == "retrying" else (wanted or None)
-        rows = await admin.list_outbox(conn, status=stored, limit=OUTBOX_PAGE_LIMIT)
+        rows = await list_outbox(conn, status=stored, limit=OUTBOX_PAGE_LIMIT)
         names = await _names(conn)
     mails = [_mail_row(r, names) for r in rows]
     if wanted:
         mails = [m for m in mails if m["shown_status"] == wanted]
-    return render(request, "admin_outbox.html",
+    return admin_page(request, "admin_outbox.html",
                   {"mails": mails, "status": wanted, "statuses": STATUS_FILTERS,
                    "limit": OUTBOX_PAGE_LIMIT},
                   status=status, errors=errors)
@@ -77,7 +69,7 @@ async def retry(request: web.Request) -> web.Response:
     back = form.get("back")
     try:
         async with connection(request) as conn:
-            await admin.retry_outbox(conn, actor=actor(request), outbox_id=outbox_id)
+            await retry_outbox(conn, actor=actor(request), outbox_id=outbox_id)
     except AdminError as exc:
         return await _outbox_page(request, status=422, errors={f"retry.{outbox_id}": str(exc)})
     # back to the page the button was on: the outbox (keeping its filter) or a ticket's mail
@@ -91,7 +83,7 @@ async def ticket_mail_page(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         rows = await mail_q.delivery_status(conn, ticket_id)
         names = await _names(conn)
-    return render(request, "admin_ticket_mail.html",
+    return admin_page(request, "admin_ticket_mail.html",
                   {"ticket_id": ticket_id, "mails": [_mail_row(r, names) for r in rows]})
 
 

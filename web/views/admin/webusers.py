@@ -8,13 +8,18 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon import admin
-from daemon.admin import AdminError
+from daemon.access.kinds import CUSTOMER_GROUPS
+from daemon.services import webusers
+from daemon.services.accounts import create_account as create_account_op
+from daemon.services.accounts import list_accounts
+from daemon.services.common import AdminError
+from daemon.services.groups import list_groups
 from web.errors import not_found
 from web.views.admin.common import (
     LIVE,
     FieldErrors,
     actor,
+    admin_page,
     connection,
     field_for,
     generate_password,
@@ -22,7 +27,6 @@ from web.views.admin.common import (
     path_id,
     read_form,
     redirect,
-    render,
 )
 
 _ACCOUNT_FIELDS = (("email", "account.email"),)
@@ -38,7 +42,7 @@ def _base(account: Mapping[str, Any]) -> str:
 async def _account(request: web.Request) -> dict[str, Any]:
     account_id = path_id(request)
     async with connection(request) as conn:
-        accounts = await admin.list_accounts(conn)
+        accounts = await list_accounts(conn)
     for account in accounts:
         if account["id"] == account_id:
             return account
@@ -49,8 +53,8 @@ async def _accounts_page(request: web.Request, *, status: int = 200,
                          errors: Mapping[str, str] | None = None,
                          values: Mapping[str, str] | None = None) -> web.Response:
     async with connection(request) as conn:
-        accounts = await admin.list_accounts(conn)
-    return render(request, "admin_accounts.html", {"accounts": accounts}, status=status,
+        accounts = await list_accounts(conn)
+    return admin_page(request, "admin_accounts.html", {"accounts": accounts}, status=status,
                   errors=errors, values=values)
 
 
@@ -58,10 +62,10 @@ async def _users_page(request: web.Request, account: dict[str, Any], *, status: 
                       errors: Mapping[str, str] | None = None,
                       values: Mapping[str, str] | None = None) -> web.Response:
     async with connection(request) as conn:
-        users = await admin.list_webusers(conn, account=account["name"])
-        groups = await admin.list_customer_groups(conn)
+        users = await webusers.list_webusers(conn, account=account["name"])
+        groups = await list_groups(conn, CUSTOMER_GROUPS)
     default = next((g["name"] for g in groups if g["is_default"]), "")
-    return render(request, "admin_webusers.html",
+    return admin_page(request, "admin_webusers.html",
                   {"account": account, "users": users, "groups": groups, "default_group": default,
                    "base": _base(account)},
                   status=status, errors=errors, values=values)
@@ -77,7 +81,7 @@ async def create_account(request: web.Request) -> web.Response:
               "email": form.get("email")}
     try:
         async with connection(request) as conn:
-            created = await admin.create_account(conn, actor=actor(request), **fields)
+            created = await create_account_op(conn, actor=actor(request), **fields)
     except AdminError as exc:
         key = field_for(str(exc), _ACCOUNT_FIELDS, "account.name")
         return await _accounts_page(request, status=422, errors={key: str(exc)},
@@ -97,7 +101,7 @@ async def create_webuser(request: web.Request) -> web.Response:
     password = generate_password() if form.get("password") == "generate" else None
     try:
         async with connection(request) as conn:
-            created = await admin.create_webuser(
+            created = await webusers.create_webuser(
                 conn, actor=actor(request), account=account["name"], username=fields["username"],
                 group=fields["group"] or None, password=password, full_name=fields["full_name"],
                 email=fields["email"])
@@ -120,7 +124,7 @@ async def _member(request: web.Request) -> tuple[dict[str, Any], str, Any]:
     form = await read_form(request)
     username = form.get("username")
     async with connection(request) as conn:
-        users = await admin.list_webusers(conn, account=account["name"])
+        users = await webusers.list_webusers(conn, account=account["name"])
     if username.lower() not in {u["username"].lower() for u in users}:
         raise not_found()
     return account, username, form
@@ -131,7 +135,7 @@ async def set_group(request: web.Request) -> web.Response:
     group = form.get("group")
     try:
         async with connection(request) as conn:
-            result = await admin.set_webuser_group(conn, actor=actor(request), username=username,
+            result = await webusers.set_webuser_group(conn, actor=actor(request), username=username,
                                                    group=group)
     except AdminError as exc:
         errors = FieldErrors({f"group.{username}": str(exc)})
@@ -147,7 +151,7 @@ async def set_active(request: web.Request) -> web.Response:
     active = form.get("active") == "on"
     try:
         async with connection(request) as conn:
-            result = await admin.set_webuser_active(conn, actor=actor(request), username=username,
+            result = await webusers.set_webuser_active(conn, actor=actor(request), username=username,
                                                     active=active)
     except AdminError as exc:
         return await _users_page(request, account, status=422,
@@ -161,7 +165,7 @@ async def reset_password(request: web.Request) -> web.Response:
     password = generate_password()
     try:
         async with connection(request) as conn:
-            await admin.set_webuser_password(conn, actor=actor(request), username=username,
+            await webusers.set_webuser_password(conn, actor=actor(request), username=username,
                                              password=password)
     except AdminError as exc:
         return await _users_page(request, account, status=422,

@@ -1,0 +1,173 @@
+"""May this user see this ticket, which rule decides, and for each privilege-gated part of it,
+whether and why it is shown (`portald admin explain` and the admin page of the same name).
+
+The verdicts are not a second implementation of the access rule: visibility and every row count
+come from running the conditions of daemon/access/scope.py against the database, exactly as the
+portal does. The sentences beside them only name which part of that rule decided.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from daemon.access.principals import find_user
+from daemon.access.scope import Principal
+from daemon.queries import accounts as accounts_q
+from daemon.queries import explain as q
+from daemon.queries import tickets as tickets_q
+from daemon.services.common import AdminError
+
+# (part, child table, the employee right to add rows, the customer privilege gating the part)
+_CHILD_PARTS: tuple[tuple[str, str, str, str | None], ...] = (
+    ("history_notes", "history_notes", "add_notes", "history_notes"),
+    ("charges", "charges", "log_charges", "charges"),
+    ("emails", "ticket_emails", "file_emails", "public_emails"),
+    ("attachments", "attachments", "upload_attachments", None),
+)
+
+
+async def _ticket(conn: asyncpg.Connection, ticket: str | int) -> asyncpg.Record:
+    text = str(ticket).strip()
+    row = await q.ticket(conn, text)
+    if row is None:
+        raise AdminError(f"no ticket {text}")
+    return row
+
+
+def _who(p: Principal) -> dict[str, Any]:
+    data: dict[str, Any] = {"username": p.username, "kind": p.kind, "group": p.group_name,
+                            "active": p.active}
+    if p.is_customer:
+        data["account_id"] = p.account_id
+    else:
+        data["all_accounts"] = p.all_accounts
+        data["account_ids"] = sorted(p.account_ids)
+    return data
+
+
+def _visibility_rule(p: Principal, t: asyncpg.Record, names: dict[int, str]) -> tuple[str, str]:
+    """(rule id, sentence) naming the part of scope.tickets that decides for this ticket."""
+    account = f'account "{t["account"]}"'
+    if not p.active:
+        why = "deactivated" if p.is_customer else "inactive or without web access (no license seat)"
+        return "inactive", f"the user is {why}: sees nothing"
+    if p.is_customer:
+        if p.account_id == t["account_id"]:
+            return "customer_account", f"customers see every ticket of their account; the ticket is of {account}"
+        own = names.get(p.account_id or 0, f"#{p.account_id}")
+        return "customer_other_account", f'the ticket is of {account}, the user is of account "{own}"'
+    if not p.all_accounts and t["account_id"] not in p.account_ids:
+        listed = ", ".join(sorted(names.get(a, f"#{a}") for a in p.account_ids)) or "none"
+        return "account_not_listed", f"{account} is not in the user's account list ({listed})"
+    where = "the user may access all accounts" if p.all_accounts else f"{account} is in the user's account list"
+    if p.sees_only_own_tickets:
+        holder = t["assigned_username"] or "nobody"
+        if t["assigned_to"] == p.id:
+            return "own_ticket", (f'group "{p.group_name}" sees only tickets assigned to them; '
+                                  f"this one is assigned to {holder}; {where}")
+        return "not_assigned", (f'group "{p.group_name}" sees only tickets assigned to them; '
+                                f"this one is assigned to {holder}")
+    return "all_tickets", f'group "{p.group_name}" sees all tickets of the accounts it may access; {where}'
+
+
+def _part(name: str, shown: bool, reason: str, *, level: str | None = None,
+          rows: tuple[int, int] | None = None, can_add: bool | None = None) -> dict[str, Any]:
+    part: dict[str, Any] = {"part": name, "shown": shown, "reason": reason}
+    if level is not None:
+        part["level"] = level
+    if rows is not None:
+        part["rows_visible"], part["rows_total"] = rows if shown else (0, rows[1])
+    if can_add is not None:
+        part["can_add"] = can_add
+    return part
+
+
+async def _customer_parts(conn: asyncpg.Connection, p: Principal,
+                          t: asyncpg.Record) -> list[dict[str, Any]]:
+    parts = []
+    for name, identifier in (("priority", "priority"), ("asset", "ticket_asset")):
+        level = p.level(identifier) if identifier in p.privileges else "none"
+        parts.append(_part(name, level != "none", f"{identifier} = {level}" +
+                           (" (may change it)" if level == "edit" else ""), level=level))
+    parts.append(_part("description", True, "customers always see their tickets; edit: tickets_edit = "
+                       + p.level("tickets_edit"), can_add=p.can("tickets_edit")))
+    for name, table, _right, identifier in _CHILD_PARTS:
+        rows = await q.count_children(conn, p, table, t["id"])
+        public = " (public ones only)" if table in ("ticket_emails", "attachments") else ""
+        if identifier is None:  # attachments: shown to every customer; uploading is a privilege
+            parts.append(_part(name, True, f"customers see attachments{public}; upload: upload_files = "
+                               f"{p.level('upload_files')}", rows=rows, can_add=p.can("upload_files")))
+            continue
+        on = p.can(identifier)
+        parts.append(_part(name, on, f"{identifier} = {p.level(identifier)}{public if on else ''}",
+                           level=p.level(identifier), rows=rows,
+                           can_add=on if name == "history_notes" else None))
+    docs = await q.count_account_rows(conn, p, "documents", t["account_id"], public_flag=True)
+    parts.append(_part("documents", p.can("documents"),
+                       f"documents = {p.level('documents')} (the account's public documents)",
+                       level=p.level("documents"), rows=docs))
+    quotes = await q.count_account_rows(conn, p, "quotes", t["account_id"], public_flag=False)
+    quotes_level = p.privileges.get("quotes", "none")
+    parts.append(_part("quotes", quotes_level != "none", f"quotes = {quotes_level}",
+                       level=quotes_level, rows=quotes, can_add=quotes_level == "accept"))
+    kb = await q.count_kb(conn, p)
+    kb_level = p.privileges.get("kb", "none")
+    parts.append(_part("kb", kb_level != "none", f"kb = {kb_level} (public articles only"
+                       + ("; may download files)" if kb_level == "download" else ")"),
+                       level=kb_level, rows=kb))
+    return parts
+
+
+async def _employee_parts(conn: asyncpg.Connection, p: Principal,
+                          t: asyncpg.Record) -> list[dict[str, Any]]:
+    edit = p.can("edit_tickets")
+    parts = [_part(name, True, "employees see every field of a ticket in scope; edit: edit_tickets = "
+                   + p.level("edit_tickets"), can_add=edit) for name in ("priority", "asset", "description")]
+    own_only = p.sees_only_own_children
+    for name, table, right, _identifier in _CHILD_PARTS:
+        rows = await q.count_children(conn, p, table, t["id"])
+        reason = (f'see_others = own: only rows the user added ({rows[0]} of {rows[1]})' if own_only
+                  else "see_others = all")
+        parts.append(_part(name, True, f"{reason}; add: {right} = {p.level(right)}", rows=rows,
+                           can_add=p.can(right)))
+    docs = await q.count_account_rows(conn, p, "documents", t["account_id"], public_flag=True)
+    parts.append(_part("documents", True, "employees see the account's documents, public or not",
+                       rows=docs))
+    quotes = await q.count_account_rows(conn, p, "quotes", t["account_id"], public_flag=False)
+    parts.append(_part("quotes", True, "employees see the account's quotes", rows=quotes))
+    parts.append(_part("kb", True, "employees see every article, public or internal",
+                       rows=await q.count_kb(conn, p)))
+    parts.append(_part("close", p.can("close_tickets"), f"close_tickets = {p.level('close_tickets')}"))
+    return parts
+
+
+async def explain(conn: asyncpg.Connection, username: str, ticket_id: str | int) -> dict[str, Any]:
+    """Why `username` does or does not see ticket `ticket_id` (an id or a number like T-1000),
+    and what of it. Raises AdminError for an unknown user or ticket."""
+    p = await find_user(conn, username)
+    if p is None:
+        raise AdminError(f"no customer web user or employee named {username!r}")
+    t = await _ticket(conn, ticket_id)
+    ids = {t["account_id"], *(p.account_ids or ()), *([p.account_id] if p.account_id else [])}
+    names = await accounts_q.names_by_ids(conn, sorted(ids))
+    rule, reason = _visibility_rule(p, t, names)
+    visible = await tickets_q.ticket_in_scope(conn, p, t["id"])
+    result: dict[str, Any] = {
+        "user": _who(p),
+        "ticket": {"id": t["id"], "number": t["number"], "account_id": t["account_id"],
+                   "account": t["account"], "status": t["status"],
+                   "assigned_to": t["assigned_username"]},
+        "visible": visible,
+        "rule": rule,
+        "reason": reason,
+        "answer": "shown" if visible else "404 not found (out of scope looks like missing)",
+    }
+    if visible:
+        parts = await (_customer_parts if p.is_customer else _employee_parts)(conn, p, t)
+    else:
+        parts = []
+    result["parts"] = parts
+    return result
+

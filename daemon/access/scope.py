@@ -1,0 +1,167 @@
+"""The one access rule: who a principal is, and what they may see as SQL conditions.
+
+Every query of tickets, their children and account data takes its WHERE conditions from here,
+so data a user may not see is never fetched. Out-of-scope rows simply do not match, which is
+why the portal answers 404 for them exactly as for missing ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# the two kinds of principal (and of privilege group)
+Kind = Literal["customer", "employee"]
+
+CUSTOMER_IDENTIFIERS: dict[str, tuple[str, ...]] = {
+    # identifier: its levels, lowest first (SPEC §2)
+    "tickets_add": ("off", "on"),
+    "tickets_edit": ("off", "on"),
+    "priority": ("none", "view", "edit"),
+    "ticket_asset": ("none", "view", "edit"),
+    "charges": ("off", "on"),
+    "assets": ("off", "on"),
+    "asset_config_note": ("off", "on"),
+    "history_notes": ("off", "on"),
+    "contracts": ("off", "on"),
+    "public_emails": ("off", "on"),
+    "documents": ("off", "on"),
+    "upload_files": ("off", "on"),
+    "kb": ("none", "view", "download"),
+    "quotes": ("none", "view", "accept"),
+    "change_password": ("off", "on"),
+}
+
+EMPLOYEE_RIGHTS: dict[str, tuple[str, ...]] = {
+    "ticket_scope": ("own", "all"),
+    "see_others": ("own", "all"),
+    "add_notes": ("off", "on"),
+    "log_charges": ("off", "on"),
+    "upload_attachments": ("off", "on"),
+    "close_tickets": ("off", "on"),
+    "edit_tickets": ("off", "on"),
+    "create_tickets": ("off", "on"),
+    "assign_tickets": ("off", "on"),
+    "file_emails": ("off", "on"),
+    "edit_recipients": ("off", "on"),
+    "admin": ("off", "on"),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A logged-in person, as of one privilege snapshot."""
+
+    kind: Kind
+    id: int
+    username: str
+    display_name: str
+    group_name: str
+    # identifier → level name (customer identifiers or employee rights)
+    privileges: dict[str, str]
+    account_id: int | None = None  # customers: their one account
+    all_accounts: bool = False  # employees
+    account_ids: frozenset[int] = field(default_factory=frozenset)  # employees without all_accounts
+    active: bool = True
+
+    @property
+    def is_customer(self) -> bool:
+        return self.kind == "customer"
+
+    @property
+    def is_employee(self) -> bool:
+        return self.kind == "employee"
+
+    def level(self, identifier: str) -> str:
+        return self.privileges.get(identifier, "off")
+
+    def can(self, identifier: str, level: str = "on") -> bool:
+        """At least `level` of `identifier` (levels are ordered lowest first)."""
+        levels = (CUSTOMER_IDENTIFIERS if self.is_customer else EMPLOYEE_RIGHTS).get(identifier)
+        if levels is None or not self.active:
+            return False
+        have = self.privileges.get(identifier, levels[0])
+        if level not in levels or have not in levels:
+            return False
+        return levels.index(have) >= levels.index(level)
+
+    def may_access_account(self, account_id: int) -> bool:
+        if not self.active:
+            return False
+        if self.is_customer:
+            return self.account_id == account_id
+        return self.all_accounts or account_id in self.account_ids
+
+    @property
+    def sees_only_own_children(self) -> bool:
+        return self.is_employee and self.level("see_others") != "all"
+
+    @property
+    def sees_only_own_tickets(self) -> bool:
+        return self.is_employee and self.level("ticket_scope") != "all"
+
+
+class Params:
+    """Positional parameters of one asyncpg statement, numbered as they are added."""
+
+    def __init__(self, *initial: Any) -> None:
+        self.values: list[Any] = list(initial)
+
+    def add(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+def tickets(p: Principal, params: Params, t: str = "t") -> str:
+    """Condition on a `tickets` row aliased `t`: the tickets `p` may see."""
+    if not p.active:
+        return "false"
+    if p.is_customer:
+        return f"{t}.account_id = {params.add(p.account_id)}"
+    parts = []
+    if not p.all_accounts:
+        parts.append(f"{t}.account_id = ANY({params.add(sorted(p.account_ids))}::bigint[])")
+    if p.sees_only_own_tickets:
+        parts.append(f"{t}.assigned_to = {params.add(p.id)}")
+    return " AND ".join(parts) or "true"
+
+
+def accounts(p: Principal, params: Params, column: str) -> str:
+    """Condition on an account id column: the accounts whose data `p` may see."""
+    if not p.active:
+        return "false"
+    if p.is_customer:
+        return f"{column} = {params.add(p.account_id)}"
+    if p.all_accounts:
+        return "true"
+    return f"{column} = ANY({params.add(sorted(p.account_ids))}::bigint[])"
+
+
+# Children of a ticket: which column says who added a row, and which says it is public.
+_CHILD_AUTHOR = {
+    "history_notes": "author_employee_id",
+    "charges": "employee_id",
+    "attachments": "uploaded_by_employee",
+    "ticket_emails": "filed_by",
+}
+_CHILD_PUBLIC = {"attachments": "is_public", "ticket_emails": "is_public"}
+
+
+def children(p: Principal, params: Params, table: str, c: str = "c") -> str:
+    """Condition on a child row (`table` aliased `c`) of a ticket already in scope: customers
+    see public rows only; own-data employees see only what they added themselves."""
+    if table not in _CHILD_AUTHOR:
+        raise ValueError(f"not a ticket child table: {table}")
+    if not p.active:
+        return "false"
+    if p.is_customer:
+        public = _CHILD_PUBLIC.get(table)
+        return f"{c}.{public}" if public else "true"
+    if p.sees_only_own_children:
+        return f"{c}.{_CHILD_AUTHOR[table]} = {params.add(p.id)}"
+    return "true"
+
+
+def public_only(p: Principal, c: str = "c") -> str:
+    """Documents and KB articles: customers see those flagged public; employees all."""
+    return f"{c}.is_public" if p.is_customer else "true"

@@ -1,0 +1,63 @@
+"""How values are written for people and for JSON: one function per kind of value, shared by
+the pages, the mails, the JSON API and the CLI, so that a value reads the same everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+
+def plain(value: Any) -> Any:
+    """Records, decimals and times as JSON-friendly values: a decimal as a string with two
+    places (every amount, rate and quantity the schema stores has two), a time in ISO 8601."""
+    if isinstance(value, asyncpg.Record | Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def money(value: Decimal | int | float | None) -> str:
+    """An amount for reading: thousands separated, two places."""
+    return "" if value is None else f"{Decimal(value):,.2f}"
+
+
+def amount_input(value: Decimal | int | float | None) -> str:
+    """A number as a form field's value: no thousands separator, so it reads back."""
+    return "" if value is None else f"{Decimal(value):.2f}"
+
+
+def when(value: datetime | date | str | None, *, seconds: bool = False, zone: bool = False) -> str:
+    """A time in UTC to the minute (`seconds`: to the second, for logs where events come close
+    together), followed by "UTC" with `zone` (where nothing else on the page says it). A date
+    is written as itself; an ISO text (times in JSON results) is read first, and left as it is
+    when it is not a time."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if value is None:
+        return ""
+    if not isinstance(value, datetime):
+        return value.isoformat()
+    # isoformat is the fastest way to this shape
+    text = value.astimezone(UTC).isoformat(" ", "seconds" if seconds else "minutes")
+    text = text[:19] if seconds else text[:16]
+    return f"{text} UTC" if zone else text
+
+
+def file_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"

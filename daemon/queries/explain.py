@@ -1,0 +1,53 @@
+"""What `admin explain` counts: a ticket by id or number, and for one principal how many rows
+of each part of it (and of its account's data) the scope conditions let through, of how many."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from daemon.access import scope
+from daemon.access.scope import Params, Principal
+
+
+async def ticket(conn: asyncpg.Connection, ticket: str) -> asyncpg.Record | None:
+    """A ticket by its id (digits) or its number (e.g. T-1000, any case)."""
+    where = "t.id = $1" if ticket.isdigit() else "upper(t.number) = upper($1)"
+    return await conn.fetchrow(
+        f"""SELECT t.id, t.number, t.account_id, a.name AS account, t.status, t.priority,
+                   t.asset_id, t.assigned_to, e.username AS assigned_username
+              FROM tickets t JOIN accounts a ON a.id = t.account_id
+              LEFT JOIN employees e ON e.id = t.assigned_to
+             WHERE {where}""",
+        int(ticket) if ticket.isdigit() else ticket)
+
+
+async def count_children(conn: asyncpg.Connection, p: Principal, table: str,
+                         ticket_id: int) -> tuple[int, int]:
+    """(rows of `table` under the ticket that `p` sees, all of them)."""
+    params = Params(ticket_id)
+    cond = scope.children(p, params, table)
+    row = await conn.fetchrow(
+        f"SELECT count(*) FILTER (WHERE {cond}) AS seen, count(*) AS total "
+        f"FROM {table} c WHERE c.ticket_id = $1", *params.values)
+    return row["seen"], row["total"]
+
+
+async def count_account_rows(conn: asyncpg.Connection, p: Principal, table: str,
+                             account_id: int, *, public_flag: bool) -> tuple[int, int]:
+    """(rows of the account's `table` that `p` sees, all of them); `public_flag`: the table
+    flags rows public, and customers see only those."""
+    params = Params(account_id)
+    cond = scope.accounts(p, params, "c.account_id")
+    if public_flag:
+        cond = f"({cond}) AND {scope.public_only(p)}"
+    row = await conn.fetchrow(
+        f"SELECT count(*) FILTER (WHERE {cond}) AS seen, count(*) AS total "
+        f"FROM {table} c WHERE c.account_id = $1", *params.values)
+    return row["seen"], row["total"]
+
+
+async def count_kb(conn: asyncpg.Connection, p: Principal) -> tuple[int, int]:
+    row = await conn.fetchrow(
+        f"SELECT count(*) FILTER (WHERE {scope.public_only(p)}) AS seen, count(*) AS total "
+        "FROM kb_articles c")
+    return row["seen"], row["total"]
