@@ -10,7 +10,7 @@ import aiohttp
 
 from daemon.appkeys import SETTINGS
 from tests.api_support import demo_ids
-from web.ticket_actions import encode_cursor
+from web.schemas import encode_cursor
 
 
 def field_of(reply) -> str | None:

@@ -18,7 +18,9 @@ from aiohttp import web
 from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS
 from daemon.app import build_app
 from tests.conftest import SEED_PASSWORD, login_as
-from web.auth import ROUTE_SPECS, Access, RouteSpec, principal, safe_next
+from web.context import principal
+from web.login import safe_next
+from web.middleware.access import ROUTE_SPECS, Access, RouteSpec
 from web.routes import setup_web
 
 COOKIE = "portald_session"

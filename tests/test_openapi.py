@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from tests.api_support import Api, demo_ids
-from web.auth import STATE_CHANGING
+from web.middleware.csrf import STATE_CHANGING
 from web.openapi import OPERATIONS, openapi_path
 from web.routes import ROUTES
 

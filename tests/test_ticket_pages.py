@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import login_as
-from web.views.ticket_pages import ListParams
+from web.views.pages.tickets import ListParams
 
 PASSWORD = "demo"
 

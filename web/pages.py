@@ -7,7 +7,9 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from daemon.access.scope import Principal
 from daemon.formatting import amount_input, file_size, money, when
+from web.context import PRINCIPAL, csrf_token
 
 # how the pages write numbers, times and sizes (the same functions as the mails and the API)
 TEMPLATE_GLOBALS: dict[str, Any] = {
@@ -21,3 +23,14 @@ def render(request: web.Request, template: str, context: dict[str, Any], *,
     # pages carry personal data and a CSRF token: never from a shared cache
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+async def template_context(request: web.Request) -> dict[str, Any]:
+    """Handed to every template: the user (None on public pages), the CSRF token for forms,
+    and `can(identifier, level)` so that a template shows a tab only when the API allows it."""
+    p: Principal | None = request.get(PRINCIPAL)
+
+    def can(identifier: str, level: str = "on") -> bool:
+        return p is not None and p.can(identifier, level)
+
+    return {"user": p, "csrf_token": csrf_token(request), "can": can}

@@ -1,12 +1,11 @@
 """Every route of the portal in one table, and the web layer's set-up.
 
-Each route says who may use it; the access middleware (web/auth.py) enforces that before the
-handler runs, so a new route cannot forget its privilege or scope check.
+Each route says who may use it; the access middleware (web/middleware/access.py) enforces that
+before the handler runs, so a new route cannot forget its privilege or scope check.
 """
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,28 +15,12 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from daemon.appkeys import METRICS
 from web import openapi
-from web.auth import (
-    ROUTE_SPECS,
-    Access,
-    RouteSpec,
-    access_middleware,
-    csrf_middleware,
-    template_context,
-)
-from web.errors import error_middleware
-from web.pages import TEMPLATE_GLOBALS
-from web.views import (
-    account_api,
-    account_pages,
-    alerts,
-    api_tickets,
-    health,
-    password_page,
-    ticket_pages,
-)
-from web.views import auth as auth_views
+from web.middleware.access import ROUTE_SPECS, Access, RouteSpec, access_middleware
+from web.middleware.csrf import csrf_middleware
+from web.middleware.errors import error_middleware
+from web.middleware.metrics import metrics_middleware
+from web.pages import TEMPLATE_GLOBALS, template_context
 from web.views.admin import audit as admin_audit
 from web.views.admin import employees as admin_employees
 from web.views.admin import explain as admin_explain
@@ -46,6 +29,17 @@ from web.views.admin import mail as admin_mail
 from web.views.admin import overview as admin_overview
 from web.views.admin import webusers as admin_webusers
 from web.views.admin.common import ADMIN
+from web.views.api import account as account_api
+from web.views.api import alerts as alerts_api
+from web.views.api import auth as auth_api
+from web.views.api import health
+from web.views.api import tickets as tickets_api
+from web.views.pages import account as account_pages
+from web.views.pages import alerts as alerts_page
+from web.views.pages import login as login_page
+from web.views.pages import password as password_page
+from web.views.pages import ticket_forms
+from web.views.pages import tickets as ticket_pages
 
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -59,7 +53,7 @@ class Route:
     may use it (default: any logged-in user), e.g.
     `Route("GET", "/api/v1/assets", assets.list_assets, "api_assets",
            access=Access(privilege=("assets", "on")))`;
-    the handler then gets its user with `web.auth.principal(request)`."""
+    the handler then gets its user with `web.context.principal(request)`."""
 
     method: str
     path: str
@@ -78,55 +72,55 @@ ROUTES: list[Route] = [
     Route("GET", "/readyz", health.readyz, "readyz", public=True),
     Route("GET", "/metrics", health.metrics, "metrics", public=True),
     # session (SPEC §7, §8)
-    Route("POST", "/api/v1/login", auth_views.api_login, "api_login", public=True),
-    Route("POST", "/api/v1/logout", auth_views.api_logout, "api_logout"),
-    Route("GET", "/api/v1/me", auth_views.api_me, "api_me"),
+    Route("POST", "/api/v1/login", auth_api.api_login, "api_login", public=True),
+    Route("POST", "/api/v1/logout", auth_api.api_logout, "api_logout"),
+    Route("GET", "/api/v1/me", auth_api.api_me, "api_me"),
     # employees may always change their own password; customers need the privilege
-    Route("POST", "/api/v1/me/password", auth_views.api_change_password, "api_me_password",
+    Route("POST", "/api/v1/me/password", auth_api.api_change_password, "api_me_password",
           access=Access(privilege=("change_password", "on"))),
-    # -- tickets JSON API (web/views/api_tickets.py; SPEC §7) -----------------------------
+    # -- tickets JSON API (web/views/tickets_api.py; SPEC §7) -----------------------------
     # The privilege of each route is declared here (customers: `privilege`, employees:
     # `employee_right`); field-level rules and scope are in web/ticket_actions.py, which
     # checks the route's privilege again. Out-of-scope ids answer 404 like missing ones.
     Route("GET", "/api/v1/openapi.json", openapi.openapi_json, "api_openapi", public=True),
-    Route("GET", "/api/v1/tickets", api_tickets.list_tickets, "api_tickets"),
-    Route("POST", "/api/v1/tickets", api_tickets.create_ticket, "api_ticket_create",
+    Route("GET", "/api/v1/tickets", tickets_api.list_tickets, "api_tickets"),
+    Route("POST", "/api/v1/tickets", tickets_api.create_ticket, "api_ticket_create",
           access=Access(privilege=("tickets_add", "on"), employee_right=("create_tickets", "on"))),
-    Route("GET", "/api/v1/tickets/{id}", api_tickets.get_ticket, "api_ticket"),
+    Route("GET", "/api/v1/tickets/{id}", tickets_api.get_ticket, "api_ticket"),
     # which fields a user may change is decided per field (tickets_edit, priority, …)
-    Route("PATCH", "/api/v1/tickets/{id}", api_tickets.update_ticket, "api_ticket_update"),
-    Route("POST", "/api/v1/tickets/{id}/close", api_tickets.close_ticket, "api_ticket_close",
+    Route("PATCH", "/api/v1/tickets/{id}", tickets_api.update_ticket, "api_ticket_update"),
+    Route("POST", "/api/v1/tickets/{id}/close", tickets_api.close_ticket, "api_ticket_close",
           access=Access(kind="employee", employee_right=("close_tickets", "on"))),
-    Route("GET", "/api/v1/tickets/{id}/notes", api_tickets.list_notes, "api_ticket_notes",
+    Route("GET", "/api/v1/tickets/{id}/notes", tickets_api.list_notes, "api_ticket_notes",
           access=Access(privilege=("history_notes", "on"))),
-    Route("POST", "/api/v1/tickets/{id}/notes", api_tickets.add_note, "api_ticket_note_add",
+    Route("POST", "/api/v1/tickets/{id}/notes", tickets_api.add_note, "api_ticket_note_add",
           access=Access(privilege=("history_notes", "on"), employee_right=("add_notes", "on"))),
-    Route("GET", "/api/v1/tickets/{id}/charges", api_tickets.list_charges, "api_ticket_charges",
+    Route("GET", "/api/v1/tickets/{id}/charges", tickets_api.list_charges, "api_ticket_charges",
           access=Access(privilege=("charges", "on"))),
-    Route("POST", "/api/v1/tickets/{id}/charges", api_tickets.add_charge, "api_ticket_charge_add",
+    Route("POST", "/api/v1/tickets/{id}/charges", tickets_api.add_charge, "api_ticket_charge_add",
           access=Access(kind="employee", employee_right=("log_charges", "on"))),
-    Route("GET", "/api/v1/tickets/{id}/emails", api_tickets.list_emails, "api_ticket_emails",
+    Route("GET", "/api/v1/tickets/{id}/emails", tickets_api.list_emails, "api_ticket_emails",
           access=Access(privilege=("public_emails", "on"))),
-    Route("POST", "/api/v1/tickets/{id}/emails", api_tickets.file_email, "api_ticket_email_add",
+    Route("POST", "/api/v1/tickets/{id}/emails", tickets_api.file_email, "api_ticket_email_add",
           access=Access(kind="employee", employee_right=("file_emails", "on"))),
-    Route("GET", "/api/v1/tickets/{id}/recipients", api_tickets.list_recipients,
+    Route("GET", "/api/v1/tickets/{id}/recipients", tickets_api.list_recipients,
           "api_ticket_recipients", access=Access(kind="employee")),
-    Route("PUT", "/api/v1/tickets/{id}/recipients", api_tickets.set_recipients,
+    Route("PUT", "/api/v1/tickets/{id}/recipients", tickets_api.set_recipients,
           "api_ticket_recipients_set",
           access=Access(kind="employee", employee_right=("edit_recipients", "on"))),
     # a ticket's public files are documents of the account (SPEC §1): customers need `documents`
-    Route("GET", "/api/v1/tickets/{id}/attachments", api_tickets.list_attachments,
+    Route("GET", "/api/v1/tickets/{id}/attachments", tickets_api.list_attachments,
           "api_ticket_attachments", access=Access(privilege=("documents", "on"))),
-    Route("POST", "/api/v1/tickets/{id}/attachments", api_tickets.upload_attachment,
+    Route("POST", "/api/v1/tickets/{id}/attachments", tickets_api.upload_attachment,
           "api_ticket_attachment_add",
           access=Access(privilege=("upload_files", "on"), employee_right=("upload_attachments", "on"))),
-    Route("GET", "/api/v1/attachments/{id}", api_tickets.download_attachment, "api_attachment",
+    Route("GET", "/api/v1/attachments/{id}", tickets_api.download_attachment, "api_attachment",
           access=Access(privilege=("documents", "on"))),
     # -- end of tickets JSON API --------------------------------------------------------------
-    Route("GET", "/login", auth_views.login_page, "login", public=True),
-    Route("POST", "/login", auth_views.login_submit, "login_submit", public=True),
-    Route("POST", "/logout", auth_views.logout_submit, "logout"),
-    # -- ticket pages (web/views/ticket_pages.py): HTML for customers and employees --------
+    Route("GET", "/login", login_page.login_page, "login", public=True),
+    Route("POST", "/login", login_page.login_submit, "login_submit", public=True),
+    Route("POST", "/logout", login_page.logout_submit, "logout"),
+    # -- ticket pages (web/views/pages/tickets.py, ticket_forms.py), for customers and employees
     # Reads are open to every logged-in user (scope decides what they see); each form post
     # declares its privilege here, and web/ticket_actions checks again with the ticket in hand.
     Route("GET", "/", ticket_pages.ticket_list, "home"),
@@ -135,44 +129,44 @@ ROUTES: list[Route] = [
     Route("GET", r"/tickets/{id:\d+}/print", ticket_pages.ticket_print, "ticket_print"),
     Route("GET", r"/attachments/{id:\d+}", ticket_pages.download_attachment, "attachment",
           access=Access(privilege=("documents", "on"))),
-    Route("GET", "/tickets/new", ticket_pages.new_ticket_page, "ticket_new",
+    Route("GET", "/tickets/new", ticket_forms.new_ticket_page, "ticket_new",
           access=Access(privilege=("tickets_add", "on"), employee_right=("create_tickets", "on"))),
-    Route("POST", "/tickets/new", ticket_pages.new_ticket_submit, "ticket_new_submit",
+    Route("POST", "/tickets/new", ticket_forms.new_ticket_submit, "ticket_new_submit",
           access=Access(privilege=("tickets_add", "on"), employee_right=("create_tickets", "on"))),
     # description: customers tickets_edit, employees edit_tickets; priority and asset: the
     # level of each field decides (ticket_actions), so the route only needs a login
-    Route("POST", r"/tickets/{id:\d+}/description", ticket_pages.post_description,
+    Route("POST", r"/tickets/{id:\d+}/description", ticket_forms.post_description,
           "ticket_description", access=Access(privilege=("tickets_edit", "on"),
                                               employee_right=("edit_tickets", "on"))),
-    Route("POST", r"/tickets/{id:\d+}/fields", ticket_pages.post_fields, "ticket_fields"),
-    Route("POST", r"/tickets/{id:\d+}/status", ticket_pages.post_status, "ticket_status",
+    Route("POST", r"/tickets/{id:\d+}/fields", ticket_forms.post_fields, "ticket_fields"),
+    Route("POST", r"/tickets/{id:\d+}/status", ticket_forms.post_status, "ticket_status",
           access=Access(kind="employee", employee_right=("edit_tickets", "on"))),
-    Route("POST", r"/tickets/{id:\d+}/assign", ticket_pages.post_assign, "ticket_assign",
+    Route("POST", r"/tickets/{id:\d+}/assign", ticket_forms.post_assign, "ticket_assign",
           access=Access(kind="employee", employee_right=("assign_tickets", "on"))),
-    Route("POST", r"/tickets/{id:\d+}/recipients", ticket_pages.post_recipients,
+    Route("POST", r"/tickets/{id:\d+}/recipients", ticket_forms.post_recipients,
           "ticket_recipients", access=Access(kind="employee",
                                              employee_right=("edit_recipients", "on"))),
-    Route("POST", r"/tickets/{id:\d+}/notes", ticket_pages.post_note, "ticket_note",
+    Route("POST", r"/tickets/{id:\d+}/notes", ticket_forms.post_note, "ticket_note",
           access=Access(privilege=("history_notes", "on"), employee_right=("add_notes", "on"))),
-    Route("POST", r"/tickets/{id:\d+}/charges", ticket_pages.post_charge, "ticket_charge",
+    Route("POST", r"/tickets/{id:\d+}/charges", ticket_forms.post_charge, "ticket_charge",
           access=Access(kind="employee", employee_right=("log_charges", "on"))),
-    Route("POST", r"/tickets/{id:\d+}/emails", ticket_pages.post_email, "ticket_email",
+    Route("POST", r"/tickets/{id:\d+}/emails", ticket_forms.post_email, "ticket_email",
           access=Access(kind="employee", employee_right=("file_emails", "on"))),
-    Route("POST", r"/tickets/{id:\d+}/attachments", ticket_pages.post_attachment,
+    Route("POST", r"/tickets/{id:\d+}/attachments", ticket_forms.post_attachment,
           "ticket_attachment", access=Access(privilege=("upload_files", "on"),
                                              employee_right=("upload_attachments", "on"))),
-    Route("POST", r"/tickets/{id:\d+}/close", ticket_pages.post_close, "ticket_close",
+    Route("POST", r"/tickets/{id:\d+}/close", ticket_forms.post_close, "ticket_close",
           access=Access(kind="employee", employee_right=("close_tickets", "on"))),
-    # an employee's own alert and recipient settings (web/views/alerts.py)
-    Route("GET", "/me/alerts", alerts.alerts_page, "me_alerts", access=Access(kind="employee")),
-    Route("POST", "/me/alerts", alerts.alerts_submit, "me_alerts_submit",
+    # an employee's own alert and recipient settings (web/views/pages/alerts.py, api/alerts.py)
+    Route("GET", "/me/alerts", alerts_page.alerts_page, "me_alerts", access=Access(kind="employee")),
+    Route("POST", "/me/alerts", alerts_page.alerts_submit, "me_alerts_submit",
           access=Access(kind="employee")),
-    Route("GET", "/api/v1/me/alerts", alerts.api_get_alerts, "api_me_alerts",
+    Route("GET", "/api/v1/me/alerts", alerts_api.api_get_alerts, "api_me_alerts",
           access=Access(kind="employee")),
-    Route("PUT", "/api/v1/me/alerts", alerts.api_put_alerts, "api_me_alerts_put",
+    Route("PUT", "/api/v1/me/alerts", alerts_api.api_put_alerts, "api_me_alerts_put",
           access=Access(kind="employee")),
     # -- end of ticket pages --------------------------------------------------------------
-    # -- account data (web/views/account_api.py, account_pages.py): SPEC §2 rows 4-6, 8, 10,
+    # -- account data (web/views/api/account.py, pages/account.py): SPEC §2 rows 4-6, 8, 10,
     # 12-14. The privilege of each route is declared here; customers without it get 403.
     # Employees are not held to customer privileges: they read the account data of the
     # accounts they may access (scope decides), but only customers accept quotes.
@@ -222,7 +216,7 @@ ROUTES: list[Route] = [
     Route("POST", "/me/password", password_page.password_submit, "me_password_submit",
           access=Access(privilege=("change_password", "on"))),
     # -- end of account data --------------------------------------------------------------
-    # -- administration (web/views/admin/): the portal face of daemon/admin.py, the functions
+    # -- administration (web/views/admin/): the portal face of daemon/services, the functions
     # `portald admin …` calls. ADMIN = employees whose group has the `admin` right; everyone
     # else gets 404, as if these pages did not exist (Access.hide).
     Route("GET", "/admin", admin_overview.overview_page, "admin", access=ADMIN),
@@ -294,17 +288,6 @@ ROUTES: list[Route] = [
           "admin_ticket_mail", access=ADMIN),
     # -- end of administration ------------------------------------------------------------
 ]
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    route = request.match_info.route.name or "unmatched"
-    response = await handler(request)
-    metrics = request.app[METRICS]
-    metrics.http_requests.labels(route, str(response.status)).inc()
-    metrics.http_latency.labels(route).observe(time.perf_counter() - started)
-    return response
 
 
 def setup_web(app: web.Application) -> None:

@@ -1,6 +1,6 @@
 """Every ticket action, authorised field by field and performed in one transaction: the one
-place the JSON API (web/views/api_tickets.py) and the HTML forms (web/views/ticket_pages.py)
-both call, so a form can never do what the API refuses, nor the other way round.
+place the JSON API (web/views/api/tickets.py) and the HTML forms (web/views/pages/) both call,
+so a form can never do what the API refuses, nor the other way round.
 
 Order of answers, the same for every action:
 - 403 when the principal's group lacks the privilege of the action (also declared on the
@@ -9,19 +9,15 @@ Order of answers, the same for every action:
 - 422 naming the field when a value is wrong (an asset of another account, an assignee
   without access, a charge of -3 hours), 409 when the ticket's state forbids the action.
 
-Inputs arrive as small dataclasses built by `*.from_fields(Fields)` (web/validation.py), so
-types, lengths and control characters are checked before anything is authorised. Results are
-plain dicts ready for JSON (decimals and times as strings).
+Inputs arrive as the small values of web/schemas.py, so types, lengths and control characters
+are checked before anything is authorised. Results are plain dicts ready for JSON
+(web/ticket_json.py).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -33,87 +29,22 @@ from daemon.db.pool import user_error
 from daemon.formatting import plain
 from daemon.queries import audit
 from daemon.queries import tickets as q
-from web.auth import actor_of
+from web.context import actor_of
 from web.errors import ApiError, not_found
 from web.files import read_upload
-from web.validation import MAX_ID, Fields, invalid
-
-MAX_DESCRIPTION_CHARS = 20000
-MAX_NOTE_CHARS = 20000
-MAX_CHARGE_DESCRIPTION_CHARS = 2000
-MAX_SUBJECT_CHARS = 1000
-MAX_EMAIL_BODY_CHARS = 200_000
-MAX_ADDRESS_CHARS = 2000
-MAX_SEARCH_CHARS = 200
-DEFAULT_PAGE = 50
-
-# Bounds of a charge: beyond them a value is a typo, not work done.
-MAX_HOURS = Decimal("1000")
-MAX_RATE = Decimal("10000")
-MAX_AMOUNT = Decimal("1000000")
-MAX_QUANTITY = Decimal("100000")
-MAX_UNIT_PRICE = Decimal("1000000")
-CHARGE_FIELDS = {"labor": ("hours", "rate"), "expense": ("amount",), "part": ("quantity", "unit_price")}
+from web.schemas import NewCharge, NewEmail, NewTicket, TicketChanges, encode_cursor
+from web.ticket_json import (
+    attachment_json,
+    charge_json,
+    email_json,
+    note_json,
+    recipient_json,
+    ticket_json,
+)
+from web.validation import Fields, invalid
 
 # every employee has at least the lowest ticket scope: reads are bounded by scope, not a right
 ANY_EMPLOYEE = ("ticket_scope", "own")
-
-TICKET_FIELDS = ("description", "priority", "asset_id", "status", "assigned_to")
-
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()  # a field the request did not send (None means "set it to null")
-
-
-# -- JSON shapes ------------------------------------------------------------------------------
-
-
-_CONTACT = {"contact_name": "name", "account_phone": "phone", "account_email": "email",
-            "account_address": "address"}
-
-
-def ticket_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A ticket as `p` may see it: the query selected only the visible columns, so priority,
-    asset and assignee are simply absent when hidden."""
-    columns = dict(row.items())  # asyncpg records iterate over values, not keys
-    data = {k: plain(v) for k, v in columns.items() if k not in _CONTACT}
-    if "contact_name" in columns:
-        data["contact"] = {name: columns[col] for col, name in _CONTACT.items()}
-    return data
-
-
-def note_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "body": row["body"], "created_at": plain(row["created_at"]),
-            "author": row["author"], "author_kind": row["author_kind"]}
-
-
-def charge_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "kind": row["kind"], "description": row["description"],
-            "quantity": plain(row["quantity"]), "unit_price": plain(row["unit_price"]),
-            "amount": plain(row["amount"]), "employee": row["employee"],
-            "created_at": plain(row["created_at"])}
-
-
-def email_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "from": row["from_addr"], "to": row["to_addr"],
-            "subject": row["subject"], "body": row["body"], "public": row["is_public"],
-            "created_at": plain(row["created_at"])}
-
-
-def attachment_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "filename": row["filename"], "content_type": row["content_type"],
-            "size": row["size"], "public": row["is_public"], "uploaded_by": row["uploaded_by"],
-            "created_at": plain(row["created_at"]), "download_url": f"/api/v1/attachments/{row['id']}"}
-
-
-def recipient_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "username": row["username"], "full_name": row["full_name"],
-            "email": row["email"], "active": row["active"]}
-
 
 # -- privileges -------------------------------------------------------------------------------
 
@@ -164,40 +95,6 @@ async def transaction(pool: asyncpg.Pool, p: Principal) -> AsyncIterator[asyncpg
 
 
 # -- reading ----------------------------------------------------------------------------------
-
-
-def encode_cursor(ticket_id: int) -> str:
-    return base64.urlsafe_b64encode(f"t{ticket_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, ValueError):
-        raise invalid("cursor", "is not a cursor this server gave out") from None
-    if not raw.startswith("t") or not raw[1:].isdigit() or not 0 < int(raw[1:]) <= MAX_ID:
-        raise invalid("cursor", "is not a cursor this server gave out")
-    return int(raw[1:])
-
-
-def ticket_filter(fields: Fields, p: Principal) -> q.TicketFilter:
-    """The list's query string: status (open · closed · a status · all), q, account_id,
-    assigned (employees: me, the default, or any), limit (1…200, default 50), cursor."""
-    status = fields.choice("status", ("open", "all", *q.STATUSES), required=False)
-    text = fields.text("q", max_len=MAX_SEARCH_CHARS, required=False, allow_empty=True)
-    account_id = fields.id("account_id", required=False)
-    assigned = "any"
-    if p.is_employee:
-        # SPEC §3: employees list the tickets assigned to them unless they ask for more
-        assigned = fields.choice("assigned", ("me", "any"), required=False, default="me") or "me"
-    # above the maximum is refused (422), as on every other list of the API (web/pagination.py)
-    limit = fields.integer("limit", required=False, minimum=1, maximum=q.MAX_PAGE,
-                           default=DEFAULT_PAGE) or DEFAULT_PAGE
-    cursor = fields.text("cursor", max_len=64, required=False, allow_empty=True)
-    return q.TicketFilter(status=None if status in (None, "all") else status, q=text or None,
-                          account_id=account_id, assigned_to_me=assigned == "me",
-                          limit=limit,
-                          after_id=decode_cursor(cursor) if cursor else None)
 
 
 async def list_tickets(pool: asyncpg.Pool, p: Principal, f: q.TicketFilter) -> dict[str, Any]:
@@ -256,25 +153,6 @@ async def list_recipients(pool: asyncpg.Pool, p: Principal, ticket_id: int) -> l
 # -- creating and changing a ticket -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class NewTicket:
-    description: str
-    account_id: int | None = None
-    priority: str | None = None
-    asset_id: int | None = None
-    assigned_to: int | None = None
-
-    @classmethod
-    def from_fields(cls, f: Fields) -> NewTicket:
-        new = cls(description=f.text("description", max_len=MAX_DESCRIPTION_CHARS, multiline=True),
-                  account_id=f.id("account_id", required=False),
-                  priority=f.choice("priority", q.PRIORITIES, required=False),
-                  asset_id=f.id("asset_id", required=False, nullable=True),
-                  assigned_to=f.id("assigned_to", required=False, nullable=True))
-        f.finish()
-        return new
-
-
 async def create_ticket(pool: asyncpg.Pool, p: Principal, new: NewTicket) -> dict[str, Any]:
     """Customers: in their own account, priority with priority=edit, asset with
     ticket_asset=edit. Employees: in an account they may access (required), assignee with
@@ -310,39 +188,6 @@ async def create_ticket(pool: asyncpg.Pool, p: Principal, new: NewTicket) -> dic
                                     priority=new.priority, asset_id=new.asset_id,
                                     assigned_to=new.assigned_to)
     return ticket_json(row)
-
-
-@dataclass(frozen=True)
-class TicketChanges:
-    """The fields a PATCH (or form) sends; UNSET: not sent, None: clear it."""
-
-    description: Any = UNSET
-    priority: Any = UNSET
-    asset_id: Any = UNSET
-    status: Any = UNSET
-    assigned_to: Any = UNSET
-
-    @classmethod
-    def from_fields(cls, f: Fields) -> TicketChanges:
-        values: dict[str, Any] = {}
-        if f.has("description"):
-            values["description"] = f.text("description", max_len=MAX_DESCRIPTION_CHARS,
-                                            multiline=True)
-        if f.has("priority"):
-            values["priority"] = f.choice("priority", q.PRIORITIES)
-        if f.has("asset_id"):
-            values["asset_id"] = f.id("asset_id", nullable=True)
-        if f.has("status"):
-            values["status"] = f.choice("status", q.STATUSES)
-        if f.has("assigned_to"):
-            values["assigned_to"] = f.id("assigned_to", nullable=True)
-        f.finish()
-        if not values:
-            raise ApiError(422, f"nothing to change: send at least one of {', '.join(TICKET_FIELDS)}")
-        return cls(**values)
-
-    def sent(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in TICKET_FIELDS if getattr(self, k) is not UNSET}
 
 
 async def update_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int,
@@ -394,13 +239,6 @@ _EMPLOYEE_FIELD_RIGHT: dict[str, tuple[str, str]] = {
     "assigned_to": ("assign_tickets", "on")}
 
 
-def closing_note(f: Fields) -> str | None:
-    """The optional `note` of a close request."""
-    note = f.text("note", max_len=MAX_NOTE_CHARS, multiline=True, required=False, allow_empty=True)
-    f.finish()
-    return note or None
-
-
 async def close_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int,
                        note: str | None = None) -> dict[str, Any]:
     """Close a ticket (employees with close_tickets), with an optional closing history note
@@ -425,12 +263,6 @@ async def close_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int,
 # -- children ---------------------------------------------------------------------------------
 
 
-def note_body(f: Fields) -> str:
-    body = f.text("body", max_len=MAX_NOTE_CHARS, multiline=True)
-    f.finish()
-    return body
-
-
 async def add_note(pool: asyncpg.Pool, p: Principal, ticket_id: int, body: str) -> dict[str, Any]:
     require(p, customer=("history_notes", "on"), employee=("add_notes", "on"), what="add notes")
     async with transaction(pool, p) as conn:
@@ -439,41 +271,6 @@ async def add_note(pool: asyncpg.Pool, p: Principal, ticket_id: int, body: str) 
         raise not_found()
     return {"id": row["id"], "body": row["body"], "created_at": plain(row["created_at"]),
             "author": p.display_name, "author_kind": p.kind}
-
-
-@dataclass(frozen=True)
-class NewCharge:
-    """labor: hours × rate (default: the employee's hourly rate); expense: one amount;
-    part: quantity × unit_price."""
-
-    kind: str
-    quantity: Decimal
-    unit_price: Decimal | None  # None: labor at the employee's own rate
-    description: str = ""
-
-    @classmethod
-    def from_fields(cls, f: Fields) -> NewCharge:
-        kind = f.choice("kind", q.CHARGE_KINDS)
-        assert kind is not None
-        for other, names in CHARGE_FIELDS.items():
-            for name in names:
-                if other != kind and f.has(name) and name not in CHARGE_FIELDS[kind]:
-                    raise invalid(name, f"is not a field of {kind} charges "
-                                        f"(they take {', '.join(CHARGE_FIELDS[kind])})")
-        description = f.text("description", max_len=MAX_CHARGE_DESCRIPTION_CHARS,
-                             required=False, allow_empty=True)
-        if kind == "labor":
-            quantity = f.decimal("hours", above=Decimal(0), maximum=MAX_HOURS)
-            unit_price = f.decimal("rate", required=False, minimum=Decimal(0), maximum=MAX_RATE)
-        elif kind == "expense":
-            quantity = Decimal("1.00")
-            unit_price = f.decimal("amount", above=Decimal(0), maximum=MAX_AMOUNT)
-        else:
-            quantity = f.decimal("quantity", above=Decimal(0), maximum=MAX_QUANTITY)
-            unit_price = f.decimal("unit_price", minimum=Decimal(0), maximum=MAX_UNIT_PRICE)
-        f.finish()
-        assert quantity is not None
-        return cls(kind=kind, quantity=quantity, unit_price=unit_price, description=description)
 
 
 async def add_charge(pool: asyncpg.Pool, p: Principal, ticket_id: int,
@@ -490,26 +287,6 @@ async def add_charge(pool: asyncpg.Pool, p: Principal, ticket_id: int,
     return charge_json({**dict(row), "employee": p.display_name})
 
 
-@dataclass(frozen=True)
-class NewEmail:
-    subject: str
-    body: str
-    from_addr: str = ""
-    to_addr: str = ""
-    public: bool = False
-
-    @classmethod
-    def from_fields(cls, f: Fields) -> NewEmail:
-        # from/to end up in mail headers: the single-line reader refuses CR and LF
-        new = cls(subject=f.text("subject", max_len=MAX_SUBJECT_CHARS),
-                  body=f.text("body", max_len=MAX_EMAIL_BODY_CHARS, multiline=True),
-                  from_addr=f.text("from", max_len=MAX_ADDRESS_CHARS, required=False, allow_empty=True),
-                  to_addr=f.text("to", max_len=MAX_ADDRESS_CHARS, required=False, allow_empty=True),
-                  public=f.boolean("public", default=False))
-        f.finish()
-        return new
-
-
 async def file_email(pool: asyncpg.Pool, p: Principal, ticket_id: int,
                      email: NewEmail) -> dict[str, Any]:
     require(p, customer=None, employee=("file_emails", "on"), what="file emails")
@@ -520,12 +297,6 @@ async def file_email(pool: asyncpg.Pool, p: Principal, ticket_id: int,
     if row is None:
         raise not_found()
     return email_json(row)
-
-
-def recipient_ids(f: Fields) -> list[int]:
-    ids = f.id_list("employee_ids")
-    f.finish()
-    return ids
 
 
 async def set_recipients(pool: asyncpg.Pool, p: Principal, ticket_id: int,

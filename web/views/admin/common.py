@@ -21,8 +21,10 @@ from aiohttp import web
 
 from daemon.appkeys import POOL
 from web import pages
-from web.auth import Access, actor_of, principal, settings
+from web.context import actor_of, principal, settings
 from web.errors import not_found
+from web.middleware.access import Access
+from web.validation import MAX_ID
 
 # Admin routes answer 404 to everyone who is not an administrator (see Access.hide).
 ADMIN = Access(kind="employee", admin=True, hide=True)
@@ -30,7 +32,6 @@ ADMIN = Access(kind="employee", admin=True, hide=True)
 NOTICE_COOKIE = "portald_admin_notice"
 NOTICE_MAX_AGE_S = 60
 NOTICE_MAX_CHARS = 500
-MAX_ID = 2**63 - 1
 
 # Said after every privilege-bearing change: the daemon reloads by itself (SPEC §5).
 LIVE = "It is live for logged-in users at their next request; nothing needs restarting."

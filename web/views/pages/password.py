@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from web.auth import change_password
 from web.errors import ApiError
+from web.login import change_password
 from web.pages import render
 
 DONE_PARAM = "changed"

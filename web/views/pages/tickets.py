@@ -1,15 +1,12 @@
-"""The ticket pages of the portal (HTML, no JavaScript needed): the list, one ticket, a new
-ticket, the print view, and the form posts on a ticket.
+"""The ticket pages of the portal (HTML, no JavaScript needed): the list, one ticket and its
+print view; the forms on them are web/views/pages/ticket_forms.py.
 
-Reads go through daemon/queries (scoped there); every change goes through web/ticket_actions,
-the same authorised actions the JSON API uses, so a form can never do what the API would
-refuse. What a page shows is decided in one place, `sections_for`: a section a privilege turns
-off is not rendered at all.
+Reads go through daemon/queries (scoped there). What a page shows is decided in one place,
+`sections_for`: a section a privilege turns off is not rendered at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -23,13 +20,12 @@ from daemon.appkeys import POOL
 from daemon.queries import account_data, mail
 from daemon.queries import tickets as q
 from web import ticket_actions as actions
-from web.auth import CSRF_FIELD, client_ip, principal
+from web.context import client_ip, principal
 from web.errors import ApiError, not_found
 from web.files import download_response
 from web.pages import render
-from web.validation import Fields, path_id
+from web.validation import MAX_ID, path_id
 
-MAX_ID = 2**63 - 1
 MAX_QUERY_CHARS = 200
 PAGE_SIZE = 50
 
@@ -113,7 +109,7 @@ def sections_for(p: Principal, ticket: asyncpg.Record | dict[str, Any]) -> Ticke
 # -- small helpers ----------------------------------------------------------------------------
 
 
-def _int(value: str | None) -> int | None:
+def positive_id(value: str | None) -> int | None:
     """A positive id from a query string, or None (a bad filter is simply ignored)."""
     value = (value or "").strip()
     if not value.isascii() or not value.isdigit() or len(value) > 19:
@@ -144,10 +140,10 @@ class ListParams:
             status = "open"
         return cls(status=status,
                    q=(query.get("q") or "").strip()[:MAX_QUERY_CHARS],
-                   account_id=_int(query.get("account")) if p.is_employee else None,
+                   account_id=positive_id(query.get("account")) if p.is_employee else None,
                    # employees start on the tickets assigned to them
                    mine=p.is_employee and query.get("mine", "1") != "0",
-                   cursor=_int(query.get("cursor")))
+                   cursor=positive_id(query.get("cursor")))
 
     def url(self, **changes: Any) -> str:
         """This list's URL with some parameters changed (None drops one)."""
@@ -256,167 +252,3 @@ async def download_attachment(request: web.Request) -> web.Response:
                                             path_id(request), ip=client_ip(request))
     return download_response(filename=row["filename"], content_type=row["content_type"],
                              data=row["data"])
-
-
-# -- form posts on a ticket -------------------------------------------------------------------
-
-# a refusal the user can correct on the page; anything else (403 without a field, 404) is
-# rendered as an error page by the middleware
-CORRECTABLE = frozenset({409, 413, 415, 422})
-
-
-def see_other(location: str) -> web.Response:
-    return web.Response(status=303, headers={"Location": location})
-
-
-def kept_values(data: Any) -> dict[str, Any]:
-    """The user's input, to put back into the form that failed (files cannot be)."""
-    values: dict[str, Any] = {}
-    for key in set(data.keys()) - {CSRF_FIELD}:
-        items = [v for v in data.getall(key) if isinstance(v, str)]
-        if items:
-            values[key] = items if key == "employee_ids" else items[0]
-    return values
-
-
-async def rerender(request: web.Request, ticket_id: int, form: str, err: ApiError,
-                   values: dict[str, Any]) -> web.Response:
-    """The ticket page again, with the error beside its field and the user's input kept."""
-    if err.status not in CORRECTABLE and not (err.status == 403 and err.field):
-        raise err
-    async with request.app[POOL].acquire() as conn:
-        ctx = await ticket_context(conn, principal(request), ticket_id)
-    ctx["f"] = form_state(form, error=err, values=values)
-    return render(request, "ticket_detail.html", ctx, status=err.status)
-
-
-Act = Callable[[asyncpg.Pool, Principal, int, Fields], Awaitable[Any]]
-
-
-async def _ticket_post(request: web.Request, form: str, done: str, act: Act) -> web.Response:
-    p = principal(request)
-    ticket_id = path_id(request)
-    data = await request.post()
-    try:
-        await act(request.app[POOL], p, ticket_id, Fields(data, form=True))
-    except ApiError as err:
-        return await rerender(request, ticket_id, form, err, kept_values(data))
-    return see_other(f"/tickets/{ticket_id}?done={done}")
-
-
-async def _change(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
-    return await actions.update_ticket(pool, p, ticket_id, actions.TicketChanges.from_fields(f))
-
-
-async def post_description(request: web.Request) -> web.Response:
-    return await _ticket_post(request, "description", "description", _change)
-
-
-async def post_fields(request: web.Request) -> web.Response:
-    return await _ticket_post(request, "fields", "fields", _change)
-
-
-async def post_status(request: web.Request) -> web.Response:
-    return await _ticket_post(request, "status", "status", _change)
-
-
-async def post_assign(request: web.Request) -> web.Response:
-    return await _ticket_post(request, "assign", "assign", _change)
-
-
-async def post_recipients(request: web.Request) -> web.Response:
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
-        return await actions.set_recipients(pool, p, ticket_id, actions.recipient_ids(f))
-    return await _ticket_post(request, "recipients", "recipients", act)
-
-
-async def post_note(request: web.Request) -> web.Response:
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
-        return await actions.add_note(pool, p, ticket_id, actions.note_body(f))
-    return await _ticket_post(request, "note", "note", act)
-
-
-async def post_charge(request: web.Request) -> web.Response:
-    kind = (await request.post()).get("kind")
-    form = f"charge-{kind}" if kind in q.CHARGE_KINDS else "charge-labor"
-
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
-        return await actions.add_charge(pool, p, ticket_id, actions.NewCharge.from_fields(f))
-    return await _ticket_post(request, form, "charge", act)
-
-
-async def post_email(request: web.Request) -> web.Response:
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
-        return await actions.file_email(pool, p, ticket_id, actions.NewEmail.from_fields(f))
-    return await _ticket_post(request, "email", "email", act)
-
-
-async def post_close(request: web.Request) -> web.Response:
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
-        return await actions.close_ticket(pool, p, ticket_id, actions.closing_note(f))
-    return await _ticket_post(request, "close", "close", act)
-
-
-async def post_attachment(request: web.Request) -> web.Response:
-    p = principal(request)
-    ticket_id = path_id(request)
-    try:
-        await actions.upload_attachment(request, p, ticket_id)
-    except ApiError as err:
-        return await rerender(request, ticket_id, "attachment", err, {})
-    return see_other(f"/tickets/{ticket_id}?done=attachment")
-
-
-# -- a new ticket -----------------------------------------------------------------------------
-
-
-async def _new_ticket_page(request: web.Request, *, account_id: int | None,
-                           f: dict[str, Any], status: int = 200) -> web.Response:
-    """Customers: their account, priority and asset only where their level is edit.
-    Employees: first the account (a plain GET form, so the page needs no JavaScript), then
-    that account's assets and, with assign_tickets, the employees who may be assigned."""
-    p = principal(request)
-    ctx: dict[str, Any] = {"f": f, "accounts": [], "account": None, "assets": [], "people": []}
-    async with request.app[POOL].acquire() as conn:
-        if p.is_customer:
-            ctx["priority"] = p.can("priority", "edit")
-            if p.can("ticket_asset", "edit"):
-                assert p.account_id is not None
-                ctx["assets"] = await q.account_assets(conn, p.account_id)
-        else:
-            ctx["priority"] = True
-            accounts = await account_data.account_names(conn, p)
-            ctx["accounts"] = accounts
-            if account_id is None and len(accounts) == 1:
-                account_id = accounts[0]["id"]
-            account = next((a for a in accounts if a["id"] == account_id), None)
-            ctx["account"] = account
-            if account is not None:
-                ctx["assets"] = await q.account_assets(conn, account["id"])
-                if p.can("assign_tickets"):
-                    ctx["people"] = await q.assignable_employees(conn, account["id"])
-    ctx["asset_field"] = p.is_employee or p.can("ticket_asset", "edit")
-    return render(request, "ticket_new.html", ctx, status=status)
-
-
-async def new_ticket_page(request: web.Request) -> web.Response:
-    return await _new_ticket_page(request, account_id=_int(request.query.get("account_id")),
-                                  f=form_state())
-
-
-async def new_ticket_submit(request: web.Request) -> web.Response:
-    p = principal(request)
-    data = await request.post()
-    try:
-        ticket = await actions.create_ticket(request.app[POOL], p,
-                                             actions.NewTicket.from_fields(Fields(data, form=True)))
-    except ApiError as err:
-        if err.status not in CORRECTABLE and not (err.status == 403 and err.field):
-            raise
-        account_id = _int(data.get("account_id") if isinstance(data.get("account_id"), str) else None)
-        return await _new_ticket_page(request, account_id=account_id, status=err.status,
-                                      f=form_state("new", error=err, values=kept_values(data)))
-    if p.sees_only_own_tickets and ticket.get("assigned_to") != p.id:
-        # assigned to someone else by an own-scope creator: theirs now, not ours to open
-        return see_other("/tickets?done=created")
-    return see_other(f"/tickets/{ticket['id']}?done=created")

@@ -20,7 +20,7 @@ from daemon.appkeys import POOL
 from daemon.formatting import plain
 from daemon.queries import account_data as q
 from daemon.queries import audit
-from web.auth import actor_of, client_ip, principal
+from web.context import actor_of, client_ip, principal
 from web.errors import ApiError, not_found
 from web.files import download_response
 from web.pagination import page_request

@@ -1,8 +1,8 @@
 """The tickets JSON API (SPEC §7): HTTP in, `web.ticket_actions` in the middle, JSON out.
 
-Route-level privileges are declared in web/routes.py; field-level rules, scope and the
-transaction of each change live in web/ticket_actions.py. These handlers only read the
-request and shape the answer.
+Route-level privileges are declared in web/routes.py; what a body may hold in web/schemas.py;
+field-level rules, scope and the transaction of each change in web/ticket_actions.py. These
+handlers only read the request and shape the answer.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from daemon.appkeys import POOL
+from web import schemas
 from web import ticket_actions as actions
-from web.auth import client_ip, principal
+from web.context import client_ip, principal
 from web.files import download_response
 from web.validation import json_fields, path_id, query_fields
 
@@ -30,7 +31,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 async def list_tickets(request: web.Request) -> web.Response:
     p = principal(request)
-    f = actions.ticket_filter(query_fields(request), p)
+    f = schemas.ticket_filter(query_fields(request), p)
     page = await actions.list_tickets(request.app[POOL], p, f)
     cursor = page["next_cursor"]
     page["next"] = str(request.rel_url.update_query(cursor=cursor)) if cursor else None
@@ -39,7 +40,7 @@ async def list_tickets(request: web.Request) -> web.Response:
 
 async def create_ticket(request: web.Request) -> web.Response:
     p = principal(request)
-    new = actions.NewTicket.from_fields(await json_fields(request))
+    new = schemas.NewTicket.from_fields(await json_fields(request))
     ticket = await actions.create_ticket(request.app[POOL], p, new)
     response = _json(ticket, status=201)
     response.headers["Location"] = f"/api/v1/tickets/{ticket['id']}"
@@ -52,14 +53,14 @@ async def get_ticket(request: web.Request) -> web.Response:
 
 async def update_ticket(request: web.Request) -> web.Response:
     ticket_id = path_id(request)
-    changes = actions.TicketChanges.from_fields(await json_fields(request))
+    changes = schemas.TicketChanges.from_fields(await json_fields(request))
     return _json(await actions.update_ticket(request.app[POOL], principal(request), ticket_id,
                                              changes))
 
 
 async def close_ticket(request: web.Request) -> web.Response:
     ticket_id = path_id(request)
-    note = actions.closing_note(await json_fields(request, allow_empty=True))
+    note = schemas.closing_note(await json_fields(request, allow_empty=True))
     return _json(await actions.close_ticket(request.app[POOL], principal(request), ticket_id, note))
 
 
@@ -92,14 +93,14 @@ list_charges = _children(actions.list_charges)
 list_emails = _children(actions.list_emails)
 list_recipients = _children(actions.list_recipients)
 list_attachments = _children(actions.list_attachments)
-add_note = _add_child(actions.note_body, actions.add_note)
-add_charge = _add_child(actions.NewCharge.from_fields, actions.add_charge)
-file_email = _add_child(actions.NewEmail.from_fields, actions.file_email)
+add_note = _add_child(schemas.note_body, actions.add_note)
+add_charge = _add_child(schemas.NewCharge.from_fields, actions.add_charge)
+file_email = _add_child(schemas.NewEmail.from_fields, actions.file_email)
 
 
 async def set_recipients(request: web.Request) -> web.Response:
     ticket_id = path_id(request)
-    ids = actions.recipient_ids(await json_fields(request))
+    ids = schemas.recipient_ids(await json_fields(request))
     items = await actions.set_recipients(request.app[POOL], principal(request), ticket_id, ids)
     return _json({"items": items})
 

@@ -1,94 +1,28 @@
-"""Login, logout, who am I, and password change: JSON API and HTML forms.
-
-The rules themselves (throttling, sessions, CSRF, the `next` target) live in web/auth.py;
-these handlers only translate between HTTP and them.
-"""
+"""The HTML login form, and logging out from a page. The rules (throttling, sessions, the
+`next` target) live in web/login.py; the form's own CSRF guard, a double-submit token in a
+cookie scoped to /login, is checked here because no session exists yet."""
 
 from __future__ import annotations
 
 import hmac
-import json
 import secrets
-from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from web import sessions
-from web.auth import (
-    CSRF_FIELD,
-    LOGIN_COOKIE,
-    change_password,
-    login,
-    logout,
-    me_payload,
-    principal,
-    resolve_principal,
-    safe_next,
-    session,
-    settings,
-)
+from web.context import settings
 from web.errors import ApiError
+from web.login import LOGIN_COOKIE, login, logout, safe_next
+from web.middleware.access import resolve_principal
+from web.middleware.csrf import CSRF_FIELD
 
 # The pre-session token of the HTML login form lives this long in its cookie.
 LOGIN_TOKEN_MAX_AGE_S = 3600
-MAX_JSON_BYTES = 64 * 1024
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise ApiError(415, "send the request body as application/json")
-    if (request.content_length or 0) > MAX_JSON_BYTES:
-        raise ApiError(413, "request body too large")
-    try:
-        body = json.loads(await request.text())
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    return body
-
-
-def _string_field(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str):
-        raise ApiError(422, f"{name} is required and must be a string", field=name)
-    return value
 
 
 def _redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
-
-
-# -- JSON API -------------------------------------------------------------------------------
-
-
-async def api_login(request: web.Request) -> web.Response:
-    body = await _json_object(request)
-    result = await login(request, _string_field(body, "username"), _string_field(body, "password"))
-    response = web.json_response(me_payload(result.principal, result.session.csrf_token))
-    sessions.set_cookie(response, settings(request), result.token)
-    return response
-
-
-async def api_logout(request: web.Request) -> web.Response:
-    await logout(request)
-    response = web.json_response({"status": "logged_out"})
-    sessions.clear_cookie(response, settings(request))
-    return response
-
-
-async def api_me(request: web.Request) -> web.Response:
-    return web.json_response(me_payload(principal(request), session(request).csrf_token))
-
-
-async def api_change_password(request: web.Request) -> web.Response:
-    body = await _json_object(request)
-    await change_password(request, _string_field(body, "current"), _string_field(body, "new"))
-    return web.json_response({"status": "changed"})
-
-
-# -- HTML -----------------------------------------------------------------------------------
 
 
 def _login_form(request: web.Request, *, next_: str, error: str | None = None,

@@ -13,12 +13,12 @@ from aiohttp import web
 from daemon.access.scope import Principal
 from daemon.appkeys import POOL
 from daemon.queries import account_data as q
-from web.auth import principal
+from web.context import principal
 from web.errors import not_found
 from web.pages import render
 from web.pagination import DEFAULT_LIMIT, page_request
 from web.validation import path_id
-from web.views.account_api import accept, total
+from web.views.api.account import accept, total
 
 # what /quotes says after the acceptance it redirected from (?accepted=<id>)
 ACCEPTED_PARAM = "accepted"

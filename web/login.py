@@ -1,0 +1,183 @@
+"""Logging in and out, and changing one's password: the rules behind the JSON API and the HTML
+forms (web/views/api/auth.py, web/views/pages/login.py, web/views/pages/password.py).
+
+Login attempts are throttled per user and per address, with the same answer for a wrong user
+as for a wrong password; a login always starts a new session; a password change ends the
+user's other sessions. The `next` target after a login only ever leads inside the portal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from daemon.access.principals import load_principal
+from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS, Principal
+from daemon.appkeys import METRICS, POOL
+from daemon.passwords import (
+    MAX_LENGTH,
+    hash_password,
+    needs_rehash,
+    password_problem,
+    verify_password,
+)
+from daemon.queries import audit
+from daemon.queries import sessions as q
+from web import sessions
+from web.context import actor_of, client_ip, principal, session, settings
+from web.errors import ApiError
+from web.sessions import Session
+
+log = logging.getLogger("portald.auth")
+
+LOGIN_COOKIE = "portald_login"
+MAX_USERNAME_CHARS = 200
+
+_UNSAFE_NEXT = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+def safe_next(target: str | None) -> str:
+    """A post-login target that can only lead inside the portal: a path starting with exactly
+    one "/", with no scheme, host, backslash, whitespace or control character (browsers drop
+    tabs and newlines, turning "/\\t/evil" into "//evil")."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if _UNSAFE_NEXT.search(target) or len(target) > 2000:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return target
+
+
+def _printable(text: str, limit: int = 100) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
+
+
+class LoginFailed(ApiError):
+    def __init__(self) -> None:
+        # One answer for an unknown user, a wrong password and a deactivated user.
+        super().__init__(401, "wrong username or password", code="invalid_credentials")
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    token: str
+    session: Session
+    principal: Principal
+
+
+async def check_throttle(conn: Any, username: str, ip: str, limit: int) -> None:
+    row = await q.failures(conn, username, ip)
+    waits = [int(row["user_retry_s"] or 1) if row["by_user"] >= limit else 0,
+             int(row["ip_retry_s"] or 1) if row["by_ip"] >= limit else 0]
+    if max(waits) > 0:
+        retry = max(1, max(waits))
+        raise ApiError(429, f"too many failed logins; try again in {retry} s",
+                       headers={"Retry-After": str(retry)})
+
+
+async def login(request: web.Request, username: str, password: str) -> LoginResult:
+    """Check the credentials and start a new session; raises `LoginFailed` or 429."""
+    cfg = settings(request)
+    metrics = request.app[METRICS]
+    ip = client_ip(request)
+    username = username.strip()
+    acceptable = 0 < len(username) <= MAX_USERNAME_CHARS and len(password) <= MAX_LENGTH
+    async with request.app[POOL].acquire() as conn:
+        try:
+            await check_throttle(conn, username[:MAX_USERNAME_CHARS], ip,
+                                 cfg.http.login_attempts_per_15min)
+        except ApiError:
+            metrics.logins.labels("throttled").inc()
+            raise
+        cand = await q.login_candidate(conn, username) if acceptable else None
+        # verify_password(None, …) burns the time of a real check: an unknown user answers as
+        # slowly as a wrong password does.
+        ok = await asyncio.to_thread(verify_password, cand["password_hash"] if cand else None,
+                                     password if acceptable else "")
+        if not (ok and cand["can_login"]):
+            async with conn.transaction():
+                await q.record_failure(conn, username[:MAX_USERNAME_CHARS], ip)
+                await audit.record(conn, actor="anonymous", action="login_failed",
+                                   target=_printable(username), ip=ip)
+            metrics.logins.labels("failed").inc()
+            raise LoginFailed()
+        new_hash = (await asyncio.to_thread(hash_password, password)
+                    if needs_rehash(cand["password_hash"]) else None)
+        async with conn.transaction():
+            await q.purge_expired(conn)
+            await q.clear_failures(conn, username)
+            if new_hash:
+                await q.set_password_hash(conn, cand["kind"], cand["id"], new_hash)
+            token, s = await sessions.start(
+                conn, cfg, kind=cand["kind"], user_id=cand["id"], ip=ip,
+                user_agent=request.headers.get("User-Agent", ""),
+                previous_token=sessions.request_token(request, cfg))
+            p = await load_principal(conn, cand["kind"], cand["id"])
+            await audit.record(conn, actor=actor_of(p), action="login", target=actor_of(p), ip=ip)
+    metrics.logins.labels("ok").inc()
+    log.info("login: %s from %s", actor_of(p), ip)
+    return LoginResult(token, s, p)
+
+
+async def logout(request: web.Request) -> None:
+    s, p = session(request), principal(request)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        await sessions.end(conn, s)
+        await audit.record(conn, actor=actor_of(p), action="logout", target=actor_of(p),
+                           ip=client_ip(request))
+
+
+async def change_password(request: web.Request, current: str, new: str) -> None:
+    """Raises ApiError 422 (wrong current password, weak new one) or 429; on success ends the
+    user's other sessions."""
+    cfg = settings(request)
+    s, p = session(request), principal(request)
+    ip = client_ip(request)
+    async with request.app[POOL].acquire() as conn:
+        # A stolen session must not become a password-guessing oracle: same throttle as login.
+        await check_throttle(conn, p.username, ip, cfg.http.login_attempts_per_15min)
+        stored = await q.password_hash(conn, s.kind, s.user_id)
+        ok = await asyncio.to_thread(verify_password, stored,
+                                     current if len(current) <= MAX_LENGTH else "")
+        if not ok:
+            await q.record_failure(conn, p.username, ip)
+            raise ApiError(422, "the current password is wrong", field="current")
+        problem = password_problem(new)
+        if problem:
+            raise ApiError(422, problem, field="new")
+        new_hash = await asyncio.to_thread(hash_password, new)
+        async with conn.transaction():
+            await q.set_password_hash(conn, s.kind, s.user_id, new_hash)
+            ended = await q.delete_others(conn, kind=s.kind, user_id=s.user_id, keep=s.token_hash)
+            await audit.record(conn, actor=actor_of(p), action="password.change",
+                               target=actor_of(p), after={"other_sessions_ended": ended}, ip=ip)
+
+
+def me_payload(p: Principal, csrf: str) -> dict[str, Any]:
+    """`GET /api/v1/me` and the login answer: who, what kind, effective privileges."""
+    data: dict[str, Any] = {
+        "kind": p.kind,
+        "id": p.id,
+        "username": p.username,
+        "display_name": p.display_name,
+        "group": p.group_name,
+    }
+    if p.is_customer:
+        data["account_id"] = p.account_id
+        data["privileges"] = {i: p.privileges.get(i, levels[0])
+                              for i, levels in CUSTOMER_IDENTIFIERS.items()}
+    else:
+        data["all_accounts"] = p.all_accounts
+        data["account_ids"] = sorted(p.account_ids)
+        data["privileges"] = {r: p.privileges.get(r, levels[0])
+                              for r, levels in EMPLOYEE_RIGHTS.items()}
+    data["csrf_token"] = csrf
+    return data

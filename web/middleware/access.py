@@ -1,0 +1,160 @@
+"""Who is asking, and may they: the access middleware every route passes through.
+
+Each route of web/routes.py declares an `Access`; `access_middleware` enforces it before the
+handler runs, so a handler cannot forget it. In one database round trip the middleware resolves
+the session cookie and reads `privilege_state.version`; the principal then comes from the
+privilege cache at that version (see daemon/access/cache.py). Handlers get it with
+`web.context.principal(request)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote
+
+import asyncpg
+from aiohttp import web
+
+from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS, Principal
+from daemon.appkeys import POOL, PRIVILEGES
+from web import sessions
+from web.context import PRINCIPAL, SESSION, settings
+from web.errors import ApiError, is_api
+from web.login import safe_next
+from web.sessions import Session
+
+log = logging.getLogger("portald.auth")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Errors that mean "the database is down or restarting", as opposed to a bug.
+DATABASE_DOWN = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                 asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError)
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a non-public route requires.
+
+    kind:      "customer", "employee" or "any" logged-in user; the wrong kind gets 403.
+    privilege: customers only — (SPEC §2 identifier, minimum level), e.g. ("assets", "on").
+               Employees are not held to it (their reach is their rights and scope).
+    employee_right: employees only — (right of their group, minimum level), e.g.
+               ("log_charges", "on"). Customers are not held to it.
+    admin:     employees whose group has the `admin` right (customers: 403).
+    hide:      a refused user gets 404 instead of 403, so the route does not even admit to
+               existing (the admin pages: to everyone else they are simply not there).
+    """
+
+    kind: Literal["customer", "employee", "any"] = "any"
+    privilege: tuple[str, str] | None = None
+    employee_right: tuple[str, str] | None = None
+    admin: bool = False
+    hide: bool = False
+
+    def __post_init__(self) -> None:
+        # A typo in the route table fails at import, not silently at request time.
+        if self.kind not in ("customer", "employee", "any"):
+            raise ValueError(f"Access.kind: {self.kind!r}")
+        for pair, table, what in ((self.privilege, CUSTOMER_IDENTIFIERS, "privilege"),
+                                  (self.employee_right, EMPLOYEE_RIGHTS, "employee_right")):
+            if pair is not None and (pair[0] not in table or pair[1] not in table[pair[0]]):
+                raise ValueError(f"Access.{what}: unknown identifier or level {pair!r}")
+        if self.privilege and self.kind == "employee":
+            raise ValueError("Access.privilege applies to customers; use employee_right")
+        if self.employee_right and self.kind == "customer":
+            raise ValueError("Access.employee_right applies to employees; use privilege")
+
+    def refusal(self, p: Principal) -> str | None:
+        """Why `p` may not use the route, or None."""
+        if self.kind != "any" and p.kind != self.kind:
+            return f"this is for {self.kind} users only"
+        if p.is_customer:
+            if self.admin:
+                return "this is for administrators only"
+            if self.privilege and not p.can(*self.privilege):
+                return f"your privilege group does not allow this ({self.privilege[0]})"
+        else:
+            if self.admin and not p.can("admin"):
+                return "this is for administrators only"
+            if self.employee_right and not p.can(*self.employee_right):
+                return f"your employee group does not allow this ({self.employee_right[0]})"
+        return None
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """What the middleware needs to know of a route (filled from web/routes.py's table)."""
+
+    public: bool
+    access: Access
+
+
+ROUTE_SPECS = web.AppKey("route_specs", dict)
+
+
+async def resolve_principal(request: web.Request) -> tuple[Session, Principal] | None:
+    """The live session and principal of this request's cookie, or None."""
+    cfg = settings(request)
+    token = sessions.request_token(request, cfg)
+    if token is None:
+        return None
+    pool = request.app[POOL]
+    resolved = await sessions.resolve(pool, token, cfg)
+    s = resolved.session
+    if s is None:
+        return None
+    p = await request.app[PRIVILEGES].principal(s.kind, s.user_id, resolved.version)
+    if p is None or not p.active:
+        # Deactivation already deleted the row in the database; this covers any other way a
+        # principal stops existing or being allowed in between.
+        await sessions.end(pool, s)
+        return None
+    if resolved.stale:
+        await sessions.touch(pool, s)
+    return s, p
+
+
+def login_redirect(request: web.Request) -> web.HTTPSeeOther:
+    target = request.path_qs if request.method in ("GET", "HEAD") else "/"
+    return web.HTTPSeeOther("/login?next=" + quote(safe_next(target), safe="/"))
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = request.match_info.route
+    spec: RouteSpec | None = request.app[ROUTE_SPECS].get(route)
+    if spec is None:
+        if request.match_info.http_exception is not None or isinstance(route.resource,
+                                                                       web.StaticResource):
+            return await handler(request)  # 404/405 and static files: nothing to protect
+        # A route added outside web/routes.py has no declared access: fail closed.
+        log.error("route %s %s is not in the route table; refusing it", request.method,
+                  request.path)
+        raise ApiError(404, "not found")
+    if spec.public:
+        return await handler(request)
+    try:
+        found = await resolve_principal(request)
+    except DATABASE_DOWN as exc:
+        # not the user's fault and not a bug: say so, and let them retry
+        log.warning("cannot check the session, database unavailable: %r", exc)
+        raise ApiError(503, "the portal cannot reach its database; try again in a moment",
+                       headers={"Retry-After": "5"}) from None
+    if found is None:
+        if is_api(request):
+            raise ApiError(401, "log in first")
+        raise login_redirect(request)
+    s, p = found
+    refusal = spec.access.refusal(p)
+    if refusal is not None:
+        if spec.access.hide:
+            # exactly what an unknown path answers, so the two cannot be told apart
+            raise web.HTTPNotFound()
+        raise ApiError(403, refusal)
+    request[SESSION] = s
+    request[PRINCIPAL] = p
+    return await handler(request)

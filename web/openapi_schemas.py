@@ -1,0 +1,232 @@
+"""The JSON Schemas of the API's bodies and answers, the `components` of the OpenAPI document
+(web/openapi.py), written as JSON Schema until they come from the request models themselves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+def ref(name: str) -> JSON:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def items_of(schema: JSON) -> JSON:
+    return {"type": "object", "required": ["items"],
+            "properties": {"items": {"type": "array", "items": schema}}}
+
+
+def offset_page_of(schema: JSON) -> JSON:
+    return {"type": "object", "required": ["items", "next_offset"],
+            "properties": {"items": {"type": "array", "items": schema},
+                           "next_offset": {"type": ["integer", "null"],
+                                           "description": "the `offset` of the next page; null on the last"}}}
+
+
+ID = {"type": "integer", "minimum": 1}
+NULLABLE_ID = {"type": ["integer", "null"], "minimum": 1}
+TIME = {"type": "string", "format": "date-time"}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+DATE = {"type": ["string", "null"], "format": "date"}
+MONEY = {"type": "string", "pattern": r"^-?\d+\.\d{2}$", "description": "decimal as a string"}
+DECIMAL_IN = {"type": ["string", "number"], "description": "at most 2 decimals, e.g. \"1.50\""}
+PRIORITY = {"type": "string", "enum": ["low", "normal", "high", "urgent"]}
+STATUS = {"type": "string", "enum": ["open", "in_progress", "waiting", "closed"]}
+LEVEL = {"type": "string", "description": "the level of one identifier (SPEC §2/§3)"}
+SETTING_NAMES = ("alert_assigned", "alert_created", "alert_reminder", "alert_digest", "recv_note",
+                 "recv_status", "recv_closed", "recv_email", "recv_charge", "recv_own_changes")
+
+SCHEMAS: dict[str, JSON] = {
+    "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string", "examples": ["not_found", "invalid"]},
+                           "message": {"type": "string"},
+                           "field": {"type": "string", "description": "the input field at fault (422)"}}}}},
+    "Login": {
+        "type": "object", "required": ["username", "password"], "additionalProperties": False,
+        "properties": {"username": {"type": "string"}, "password": {"type": "string"}}},
+    "Me": {
+        "type": "object",
+        "required": ["kind", "id", "username", "display_name", "group", "privileges", "csrf_token"],
+        "properties": {
+            "kind": {"type": "string", "enum": ["customer", "employee"]},
+            "id": ID, "username": {"type": "string"}, "display_name": {"type": "string"},
+            "group": {"type": "string"},
+            "privileges": {"type": "object", "additionalProperties": LEVEL,
+                           "description": "every identifier of the user's kind → effective level"},
+            "csrf_token": {"type": "string", "description": "send back as X-CSRF-Token"},
+            "account_id": {**ID, "description": "customers: their account"},
+            "all_accounts": {"type": "boolean", "description": "employees"},
+            "account_ids": {"type": "array", "items": ID,
+                            "description": "employees without all_accounts: the accounts they may access"}}},
+    "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+    "PasswordChange": {
+        "type": "object", "required": ["current", "new"], "additionalProperties": False,
+        "properties": {"current": {"type": "string"}, "new": {"type": "string"}}},
+    "MailSettings": {
+        "type": "object", "required": list(SETTING_NAMES),
+        "properties": {n: {"type": "boolean"} for n in SETTING_NAMES}},
+    "MailSettingsChange": {
+        "type": "object", "additionalProperties": False,
+        "description": "the settings to change; the others stay",
+        "properties": {n: {"type": "boolean"} for n in SETTING_NAMES}},
+    "Ticket": {
+        "type": "object",
+        "required": ["id", "number", "account_id", "status", "description", "created_at",
+                     "updated_at", "closed_at"],
+        "properties": {
+            "id": ID, "number": {"type": "string", "examples": ["T-1000"]}, "account_id": ID,
+            "account_name": {"type": "string"}, "status": STATUS,
+            "description": {"type": "string", "description": "plain text, exactly as entered"},
+            "created_at": TIME, "updated_at": TIME, "closed_at": NULLABLE_TIME,
+            "priority": {**PRIORITY, "description": "only where the user may see it (customers: priority ≥ view)"},
+            "asset_id": {**NULLABLE_ID, "description": "only where the user may see it (customers: ticket_asset ≥ view)"},
+            "asset_name": {"type": ["string", "null"]},
+            "assigned_to": {**NULLABLE_ID, "description": "employees only"},
+            "assigned_name": {"type": ["string", "null"]},
+            "contact": {"type": "object", "description": "employees, on one ticket: the account's contact",
+                        "properties": {k: {"type": ["string", "null"]}
+                                       for k in ("name", "phone", "email", "address")}}}},
+    "TicketPage": {
+        "type": "object", "required": ["items", "next_cursor", "next"],
+        "properties": {"items": {"type": "array", "items": ref("Ticket")},
+                       "next_cursor": {"type": ["string", "null"],
+                                       "description": "pass as `cursor` for the next page; null on the last"},
+                       "next": {"type": ["string", "null"],
+                                "description": "the URL of the next page (same filters)"}}},
+    "NewTicket": {
+        "type": "object", "required": ["description"], "additionalProperties": False,
+        "properties": {
+            "description": {"type": "string", "minLength": 1, "maxLength": 20000},
+            "account_id": {**ID, "description": "employees: required, an account they may access; customers: their own (may be left out)"},
+            "priority": {**PRIORITY, "description": "customers need priority=edit"},
+            "asset_id": {**NULLABLE_ID, "description": "an asset of the account; customers need ticket_asset=edit"},
+            "assigned_to": {**NULLABLE_ID, "description": "employees with assign_tickets: an active employee with access to the account"}}},
+    "TicketChange": {
+        "type": "object", "minProperties": 1, "additionalProperties": False,
+        "description": "only the fields to change; a field sent with its current value needs no privilege",
+        "properties": {
+            "description": {"type": "string", "minLength": 1, "maxLength": 20000,
+                            "description": "customers: tickets_edit; employees: edit_tickets"},
+            "priority": {**PRIORITY, "description": "customers: priority=edit; employees: edit_tickets"},
+            "asset_id": {**NULLABLE_ID, "description": "customers: ticket_asset=edit; employees: edit_tickets"},
+            "status": {**STATUS, "description": "employees: edit_tickets (closed also needs close_tickets)"},
+            "assigned_to": {**NULLABLE_ID, "description": "employees: assign_tickets"}}},
+    "Close": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"note": {"type": "string", "maxLength": 20000,
+                                "description": "added as a history note in the same transaction (needs add_notes)"}}},
+    "Note": {
+        "type": "object", "required": ["id", "body", "created_at", "author", "author_kind"],
+        "properties": {"id": ID, "body": {"type": "string"}, "created_at": TIME,
+                       "author": {"type": "string"},
+                       "author_kind": {"type": "string", "enum": ["customer", "employee", "system"]}}},
+    "NewNote": {
+        "type": "object", "required": ["body"], "additionalProperties": False,
+        "properties": {"body": {"type": "string", "minLength": 1, "maxLength": 20000}}},
+    "Charge": {
+        "type": "object",
+        "required": ["id", "kind", "description", "quantity", "unit_price", "amount", "created_at"],
+        "properties": {"id": ID, "kind": {"type": "string", "enum": ["labor", "expense", "part"]},
+                       "description": {"type": "string"}, "quantity": MONEY, "unit_price": MONEY,
+                       "amount": MONEY, "employee": {"type": ["string", "null"]},
+                       "created_at": TIME}},
+    "NewCharge": {
+        "oneOf": [
+            {"type": "object", "title": "labor: hours × rate", "required": ["kind", "hours"],
+             "additionalProperties": False,
+             "properties": {"kind": {"const": "labor"}, "hours": DECIMAL_IN,
+                            "rate": {**DECIMAL_IN, "description": "default: the employee's hourly rate"},
+                            "description": {"type": "string", "maxLength": 2000}}},
+            {"type": "object", "title": "expense: one amount", "required": ["kind", "amount"],
+             "additionalProperties": False,
+             "properties": {"kind": {"const": "expense"}, "amount": DECIMAL_IN,
+                            "description": {"type": "string", "maxLength": 2000}}},
+            {"type": "object", "title": "part: quantity × unit price",
+             "required": ["kind", "quantity", "unit_price"], "additionalProperties": False,
+             "properties": {"kind": {"const": "part"}, "quantity": DECIMAL_IN,
+                            "unit_price": DECIMAL_IN,
+                            "description": {"type": "string", "maxLength": 2000}}}],
+        "discriminator": {"propertyName": "kind"}},
+    "Email": {
+        "type": "object", "required": ["id", "from", "to", "subject", "body", "public", "created_at"],
+        "properties": {"id": ID, "from": {"type": "string"}, "to": {"type": "string"},
+                       "subject": {"type": "string"}, "body": {"type": "string"},
+                       "public": {"type": "boolean"}, "created_at": TIME}},
+    "NewEmail": {
+        "type": "object", "required": ["subject", "body"], "additionalProperties": False,
+        "properties": {"subject": {"type": "string", "maxLength": 1000},
+                       "body": {"type": "string"},
+                       "from": {"type": "string", "description": "no line breaks"},
+                       "to": {"type": "string", "description": "no line breaks"},
+                       "public": {"type": "boolean", "default": False,
+                                  "description": "customers with public_emails see public ones"}}},
+    "Attachment": {
+        "type": "object",
+        "required": ["id", "filename", "content_type", "size", "public", "created_at", "download_url"],
+        "properties": {"id": ID, "filename": {"type": "string"}, "content_type": {"type": "string"},
+                       "size": {"type": "integer", "minimum": 0}, "public": {"type": "boolean"},
+                       "uploaded_by": {"type": ["string", "null"]}, "created_at": TIME,
+                       "download_url": {"type": "string"}}},
+    "Upload": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": {"type": "string", "contentMediaType": "application/octet-stream"},
+                       "public": {"type": "boolean",
+                                  "description": "employees: default false; customers' files are always public"}}},
+    "Recipient": {
+        "type": "object", "required": ["id", "username", "full_name", "email", "active"],
+        "properties": {"id": ID, "username": {"type": "string"}, "full_name": {"type": "string"},
+                       "email": {"type": "string"}, "active": {"type": "boolean"}}},
+    "RecipientsChange": {
+        "type": "object", "required": ["employee_ids"], "additionalProperties": False,
+        "properties": {"employee_ids": {
+            "type": "array", "items": ID, "maxItems": 200,
+            "description": "active employees with access to the ticket's account; replaces the list"}}},
+    "Asset": {
+        "type": "object", "required": ["id", "account_id", "name"],
+        "properties": {"id": ID, "account_id": ID, "name": {"type": "string"},
+                       "kind": {"type": "string"}, "serial": {"type": "string"},
+                       "config_note": {"type": "string", "description": "only with asset_config_note"}}},
+    "Contract": {
+        "type": "object", "required": ["id", "account_id", "name", "status"],
+        "properties": {"id": ID, "account_id": ID, "name": {"type": "string"},
+                       "status": {"type": "string", "enum": ["pending", "active", "expired", "cancelled"]},
+                       "terms": {"type": "string"}, "starts_on": DATE, "ends_on": DATE}},
+    "ContractDetail": {
+        "allOf": [ref("Contract"), {
+            "type": "object",
+            "properties": {"charges": {"type": "array", "items": ref("Charge"),
+                                       "description": "only with the charges privilege"},
+                           "charges_total": MONEY}}]},
+    "Document": {
+        "type": "object", "required": ["id", "account_id", "title", "filename"],
+        "properties": {"id": ID, "account_id": ID, "title": {"type": "string"},
+                       "filename": {"type": "string"}, "content_type": {"type": "string"},
+                       "size": {"type": "integer"}, "is_public": {"type": "boolean"},
+                       "created_at": TIME}},
+    "KbArticleSummary": {
+        "type": "object", "required": ["id", "title"],
+        "properties": {"id": ID, "title": {"type": "string"}, "is_public": {"type": "boolean"},
+                       "updated_at": TIME, "file_count": {"type": "integer"}}},
+    "KbArticle": {
+        "type": "object", "required": ["id", "title", "body"],
+        "properties": {"id": ID, "title": {"type": "string"}, "body": {"type": "string"},
+                       "is_public": {"type": "boolean"}, "updated_at": TIME,
+                       "files": {"type": "array", "description": "only with kb=download",
+                                 "items": {"type": "object", "required": ["id", "filename"],
+                                           "properties": {"id": ID, "filename": {"type": "string"},
+                                                          "content_type": {"type": "string"},
+                                                          "size": {"type": "integer"}}}}}},
+    "Quote": {
+        "type": "object", "required": ["id", "account_id", "number", "title", "amount", "status"],
+        "properties": {"id": ID, "account_id": ID, "number": {"type": "string"},
+                       "title": {"type": "string"}, "description": {"type": "string"},
+                       "amount": MONEY,
+                       "status": {"type": "string", "enum": ["open", "accepted", "declined"]},
+                       "valid_until": DATE, "accepted_at": NULLABLE_TIME,
+                       "accepted_by": {"type": ["string", "null"]},
+                       "expired": {"type": ["boolean", "null"]}, "acceptable": {"type": ["boolean", "null"]}}},
+}
