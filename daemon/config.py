@@ -1,23 +1,39 @@
-"""config.toml → frozen dataclasses, with environment and systemd-credential overrides.
+"""config.toml → one frozen settings object per section, with environment and systemd-credential
+overrides, read through pydantic-settings.
 
-Precedence, lowest to highest: built-in defaults, the TOML file, `$CREDENTIALS_DIRECTORY/<section>_<key>`
-files (systemd `LoadCredential=`), then `PORTALD_<SECTION>_<KEY>` environment variables.
-Every problem names the key it concerns, and all problems are reported at once.
+Precedence, lowest to highest: built-in defaults, the TOML file, `$CREDENTIALS_DIRECTORY/
+<section>_<key>` files (systemd `LoadCredential=`, pydantic-settings' secrets directory), then
+`PORTALD_<SECTION>_<KEY>` environment variables. Every problem names the key it concerns (and
+where a value came from when not from the file), and all problems are reported at once: a
+value that fails its type is left at its default so that the checks across keys still run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
+
 DEFAULT_CONFIG_PATH = Path("config.toml")
+ENV_PREFIX = "PORTALD_"
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"  # set by systemd for LoadCredential=
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 class ConfigError(Exception):
@@ -28,71 +44,129 @@ class ConfigError(Exception):
         super().__init__("; ".join(problems))
 
 
-@dataclass(frozen=True, kw_only=True)
-class DatabaseConfig:
-    dsn: str = ""  # empty: the embedded PostgreSQL under [state] dir
-    pool_min: int = 2
-    pool_max: int = 10
+def _refuse(problem: str) -> PydanticCustomError:
+    # the text goes in the context: a value quoted in it must not be read as a placeholder
+    return PydanticCustomError("portald_config", "{problem}", {"problem": problem})
 
 
-@dataclass(frozen=True, kw_only=True)
-class HttpConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    public_url: str = "http://127.0.0.1:8080"
-    upload_max_mb: int = 20
-    session_idle_minutes: int = 120
-    session_absolute_hours: int = 24
-    login_attempts_per_15min: int = 10
+def _whole_number(raw: Any) -> int:
+    # TOML has integers; the environment and credential files have text
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return int(raw.strip())
+        except ValueError:
+            pass
+    raise _refuse(f"must be a whole number (got {raw!r})")
 
 
-@dataclass(frozen=True, kw_only=True)
-class SmtpConfig:
-    host: str = "127.0.0.1"
-    port: int = 8025
-    tls: bool = False
-    starttls: bool = False
-    username: str = ""
-    password: str = field(default="", repr=False)
-    from_: str = "portald <portald@localhost>"
-    timeout_s: int = 30
+def _true_or_false(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise _refuse(f"must be true or false (got {raw!r})")
 
 
-@dataclass(frozen=True, kw_only=True)
-class MailConfig:
-    catcher: bool = False  # run a local SMTP catcher on [smtp] host:port (demo mode)
-    batch_size: int = 50
-    retry_max_hours: int = 72
-    rate_per_minute: int = 0  # 0: no limit
-    poll_interval_s: int = 5
+def _text(raw: Any) -> str:
+    if isinstance(raw, str):
+        return raw
+    raise _refuse(f"must be a string (got {raw!r})")
 
 
-@dataclass(frozen=True, kw_only=True)
-class SchedulerConfig:
-    reminder_hours: int = 0  # 0: off; remind assignees of open tickets untouched this long
-    digest_time: str = ""  # "HH:MM" local time for the daily digest; empty: off
-    cleanup_days: int = 30  # sent outbox rows older than this are removed
+Int = Annotated[int, BeforeValidator(_whole_number)]
+Bool = Annotated[bool, BeforeValidator(_true_or_false)]
+Str = Annotated[str, BeforeValidator(_text)]
 
 
-@dataclass(frozen=True, kw_only=True)
-class StateConfig:
-    dir: str = "var"
+class Section(BaseSettings):
+    """One [section] of config.toml; `name` is also the middle of its variables' and its
+    credential files' names."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True, case_sensitive=False,
+                                      env_prefix_target="all")
+    name: ClassVar[str]
 
 
-@dataclass(frozen=True, kw_only=True)
-class LogConfig:
-    level: str = "INFO"
+class DatabaseConfig(Section):
+    model_config = SettingsConfigDict(env_prefix="PORTALD_DATABASE_")
+    name: ClassVar[str] = "database"
+    dsn: Str = ""  # empty: the embedded PostgreSQL under [state] dir
+    pool_min: Int = 2
+    pool_max: Int = 10
 
 
-@dataclass(frozen=True, kw_only=True)
-class Config:
-    database: DatabaseConfig = field(default_factory=DatabaseConfig)
-    http: HttpConfig = field(default_factory=HttpConfig)
-    smtp: SmtpConfig = field(default_factory=SmtpConfig)
-    mail: MailConfig = field(default_factory=MailConfig)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    state: StateConfig = field(default_factory=StateConfig)
-    log: LogConfig = field(default_factory=LogConfig)
+class HttpConfig(Section):
+    model_config = SettingsConfigDict(env_prefix="PORTALD_HTTP_")
+    name: ClassVar[str] = "http"
+    host: Str = "127.0.0.1"
+    port: Int = 8080
+    public_url: Str = "http://127.0.0.1:8080"
+    upload_max_mb: Int = 20
+    session_idle_minutes: Int = 120
+    session_absolute_hours: Int = 24
+    login_attempts_per_15min: Int = 10
+
+
+class SmtpConfig(Section):
+    model_config = SettingsConfigDict(env_prefix="PORTALD_SMTP_")
+    name: ClassVar[str] = "smtp"
+    host: Str = "127.0.0.1"
+    port: Int = 8025
+    tls: Bool = False
+    starttls: Bool = False
+    username: Str = ""
+    password: Str = Field(default="", repr=False)
+    # `from` is a Python keyword: the field carries a trailing underscore, the key does not
+    from_: Str = Field(default="portald <portald@localhost>", alias="from")
+    timeout_s: Int = 30
+
+
+class MailConfig(Section):
+    model_config = SettingsConfigDict(env_prefix="PORTALD_MAIL_")
+    name: ClassVar[str] = "mail"
+    catcher: Bool = False  # run a local SMTP catcher on [smtp] host:port (demo mode)
+    batch_size: Int = 50
+    retry_max_hours: Int = 72
+    rate_per_minute: Int = 0  # 0: no limit
+    poll_interval_s: Int = 5
+
+
+class SchedulerConfig(Section):
+    model_config = SettingsConfigDict(env_prefix="PORTALD_SCHEDULER_")
+    name: ClassVar[str] = "scheduler"
+    reminder_hours: Int = 0  # 0: off; remind assignees of open tickets untouched this long
+    digest_time: Str = ""  # "HH:MM" local time for the daily digest; empty: off
+    cleanup_days: Int = 30  # sent outbox rows older than this are removed
+
+
+class StateConfig(Section):
+    model_config = SettingsConfigDict(env_prefix="PORTALD_STATE_")
+    name: ClassVar[str] = "state"
+    dir: Str = "var"
+
+
+class LogConfig(Section):
+    model_config = SettingsConfigDict(env_prefix="PORTALD_LOG_")
+    name: ClassVar[str] = "log"
+    level: Str = "INFO"
+
+
+SECTIONS: tuple[type[Section], ...] = (DatabaseConfig, HttpConfig, SmtpConfig, MailConfig,
+                                       SchedulerConfig, StateConfig, LogConfig)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    database: DatabaseConfig
+    http: HttpConfig
+    smtp: SmtpConfig
+    mail: MailConfig
+    scheduler: SchedulerConfig
+    state: StateConfig
+    log: LogConfig
     path: Path | None = None
 
     @property
@@ -104,66 +178,117 @@ class Config:
         return self.http.public_url.startswith("https://")
 
 
-SECTIONS: dict[str, type] = {
-    "database": DatabaseConfig,
-    "http": HttpConfig,
-    "smtp": SmtpConfig,
-    "mail": MailConfig,
-    "scheduler": SchedulerConfig,
-    "state": StateConfig,
-    "log": LogConfig,
-}
+@dataclass
+class Settings:
+    """The live configuration: SIGHUP swaps `current`; readers take it at each use."""
+
+    current: Config
+    reloaded: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def _key_name(f: dataclasses.Field[Any]) -> str:
-    # `from` is a Python keyword, so the field carries a trailing underscore.
-    return f.name.rstrip("_")
+# -- reading ---------------------------------------------------------------------------------
 
 
-def _coerce(raw: Any, typ: type, where: str, problems: list[str]) -> Any:
-    if typ is bool:
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.strip().lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
-        problems.append(f"{where}: must be true or false (got {raw!r})")
-        return None
-    if typ is int:
-        if isinstance(raw, bool):
-            problems.append(f"{where}: must be a whole number (got {raw!r})")
-            return None
-        if isinstance(raw, int):
-            return raw
-        if isinstance(raw, str):
-            try:
-                return int(raw.strip())
-            except ValueError:
-                pass
-        problems.append(f"{where}: must be a whole number (got {raw!r})")
-        return None
-    if isinstance(raw, str):
-        return raw
-    problems.append(f"{where}: must be a string (got {raw!r})")
-    return None
+class _Environment(EnvSettingsSource):
+    """PORTALD_<SECTION>_<KEY> from the given variables (the process's, or a test's own)."""
+
+    def __init__(self, section: type[Section], environ: Mapping[str, str]) -> None:
+        super().__init__(section)
+        self.env_vars = {k.lower(): v for k, v in environ.items()}
 
 
-def _field_types(cls: type) -> dict[str, type]:
-    hints = {"bool": bool, "int": int, "str": str}
-    return {f.name: hints[str(f.type)] for f in dataclasses.fields(cls)}
+def _layers(section: type[Section], table: Mapping[str, Any], environ: Mapping[str, str],
+            credentials: Path | None) -> list[tuple[str, Mapping[str, Any]]]:
+    """The section's values from each source, lowest precedence first, each with the words
+    that say where a value came from (for the file: nothing)."""
+    layers: list[tuple[str, Mapping[str, Any]]] = [("", table)]
+    if credentials is not None:
+        found = SecretsSettingsSource(section, secrets_dir=credentials,
+                                      env_prefix=f"{section.name}_")()
+        layers.append(("credential", found))
+    layers.append(("env", _Environment(section, environ)()))
+    return layers
 
 
-def _read_credential(section: str, key: str) -> str | None:
-    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not cred_dir:
-        return None
-    path = Path(cred_dir) / f"{section}_{key}"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        return None
+def _origin(section: type[Section], key: str, layer: str) -> str:
+    if layer == "credential":
+        return f" (credential {section.name}_{key})"
+    if layer == "env":
+        return f" (from {ENV_PREFIX}{section.name.upper()}_{key.upper()})"
+    return ""
 
 
-def _validate(cfg: Config, problems: list[str]) -> None:
+def _read_section(section: type[Section], table: Mapping[str, Any], environ: Mapping[str, str],
+                  credentials: Path | None, problems: list[str]) -> Section:
+    """Each source's values are checked on their own, so that a bad value is named with its
+    source even where a higher one overrides it; a bad value counts as not given (the one
+    below it, or the default, stands), so the checks across keys still run."""
+    values: dict[str, Any] = {}
+    for layer, found in _layers(section, table, environ, credentials):
+        bad: set[str] = set()
+        try:
+            section.model_validate(found)
+        except ValidationError as exc:
+            order = list(found)  # name the keys in the order the source gives them
+            for error in sorted(exc.errors(), key=lambda e: order.index(str(e["loc"][0]))):
+                key = str(error["loc"][0])
+                bad.add(key)
+                message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+                problems.append(f"{section.name}.{key}{_origin(section, key, layer)}: {message}")
+        values.update({k: v for k, v in found.items() if k not in bad})
+    return section.model_validate(values)
+
+
+def _read_file(path: Path, require_file: bool) -> dict[str, Any]:
+    if path.exists():
+        try:
+            return tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot be read: {exc.strerror}"]) from None
+    if require_file:
+        raise ConfigError([f"{path}: no such configuration file"])
+    return {}
+
+
+def _credentials_directory(environ: Mapping[str, str]) -> Path | None:
+    where = environ.get(CREDENTIALS_ENV)
+    return Path(where) if where and Path(where).is_dir() else None
+
+
+def load_config(path: Path | str | None = None, *, environ: Mapping[str, str] | None = None,
+                require_file: bool = False) -> Config:
+    """Read, override and validate the configuration; raise ConfigError naming every bad key."""
+    env = os.environ if environ is None else environ
+    path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    data = _read_file(path, require_file)
+    known = [s.name for s in SECTIONS]
+    problems = [f"{name}: unknown section (known: {', '.join(known)})"
+                for name in data if name not in known]
+    # systemd sets CREDENTIALS_DIRECTORY for the process itself, never in a test's variables
+    credentials = _credentials_directory(os.environ)
+    sections: dict[str, Section] = {}
+    for section in SECTIONS:
+        table = data.get(section.name, {})
+        if not isinstance(table, dict):
+            problems.append(f"{section.name}: must be a table")
+            table = {}
+        sections[section.name] = _read_section(section, table, env, credentials, problems)
+    cfg = Config(**sections, path=path.resolve() if path.exists() else None)
+    problems += _problems(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+# -- checks ------------------------------------------------------------------------------------
+
+
+def _problems(cfg: Config) -> list[str]:
+    """What is wrong with values of the right type: ranges, forms, and keys that go together."""
+    problems: list[str] = []
+
     def check(ok: bool, message: str) -> None:
         if not ok:
             problems.append(message)
@@ -205,68 +330,4 @@ def _validate(cfg: Config, problems: list[str]) -> None:
     check(bool(cfg.state.dir), "state.dir: must not be empty")
     check(cfg.log.level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
           f"log.level: must be DEBUG, INFO, WARNING or ERROR (got {cfg.log.level!r})")
-
-
-def load_config(path: Path | str | None = None, *, environ: dict[str, str] | None = None,
-                require_file: bool = False) -> Config:
-    """Read, override and validate the configuration; raise ConfigError naming every bad key."""
-    env = os.environ if environ is None else environ
-    path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
-    problems: list[str] = []
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot be read: {exc.strerror}"]) from None
-    elif require_file:
-        raise ConfigError([f"{path}: no such configuration file"])
-
-    for name in data:
-        if name not in SECTIONS:
-            problems.append(f"{name}: unknown section (known: {', '.join(SECTIONS)})")
-
-    sections: dict[str, Any] = {}
-    for name, cls in SECTIONS.items():
-        table = data.get(name, {})
-        if not isinstance(table, dict):
-            problems.append(f"{name}: must be a table")
-            table = {}
-        types = _field_types(cls)
-        known = {_key_name(f): f.name for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {}
-        for key, raw in table.items():
-            if key not in known:
-                problems.append(f"{name}.{key}: unknown key")
-                continue
-            value = _coerce(raw, types[known[key]], f"{name}.{key}", problems)
-            if value is not None:
-                values[known[key]] = value
-        for key, attr in known.items():
-            cred = _read_credential(name, key)
-            if cred is not None:
-                value = _coerce(cred, types[attr], f"{name}.{key} (credential {name}_{key})", problems)
-                if value is not None:
-                    values[attr] = value
-            env_name = f"PORTALD_{name.upper()}_{key.upper()}"
-            if env_name in env:
-                value = _coerce(env[env_name], types[attr], f"{name}.{key} (from {env_name})", problems)
-                if value is not None:
-                    values[attr] = value
-        sections[name] = cls(**values)
-
-    cfg = Config(**sections, path=path.resolve() if path.exists() else None)
-    _validate(cfg, problems)
-    if problems:
-        raise ConfigError(problems)
-    return cfg
-
-
-@dataclass
-class Settings:
-    """The live configuration: SIGHUP swaps `current`; readers take it at each use."""
-
-    current: Config
-    reloaded: asyncio.Event = field(default_factory=asyncio.Event)
+    return problems

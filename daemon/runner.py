@@ -128,8 +128,8 @@ async def _reload(app: web.Application, notifier: SystemdNotifier, config_path: 
         if getattr(old, section) != getattr(new, section):
             log.warning("[%s] changed: takes effect at the next restart", section)
     # [database], [http] and [state] need a restart; the rest is read at each use.
-    app[SETTINGS].current = new.__class__(**{**new.__dict__, "database": old.database,
-                                              "http": old.http, "state": old.state})
+    app[SETTINGS].current = new.model_copy(update={"database": old.database, "http": old.http,
+                                                   "state": old.state})
     set_level(new.log.level)
     app[SETTINGS].reloaded.set()
     app[SETTINGS].reloaded.clear()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import signal
 import subprocess
@@ -102,8 +101,8 @@ async def fan_out_all(conn: asyncpg.Connection, config: Config) -> list[tuple[st
 
 def with_settings(config: Config, **sections: dict[str, Any]) -> Config:
     """A copy of `config` with some keys of some sections replaced."""
-    return dataclasses.replace(config, **{
-        name: dataclasses.replace(getattr(config, name), **values) for name, values in sections.items()})
+    return config.model_copy(update={
+        name: getattr(config, name).model_copy(update=values) for name, values in sections.items()})
 
 
 @contextlib.asynccontextmanager

@@ -3,7 +3,6 @@ downloads, and pagination. Real PostgreSQL and the real application; no mocks.""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import aiohttp
@@ -268,7 +267,7 @@ async def test_upload_over_the_limit_is_413(users, demo_app, demo_db):
     ids = await demo_ids(demo_db)
     settings = demo_app[SETTINGS]
     cfg = settings.current
-    settings.current = dataclasses.replace(cfg, http=dataclasses.replace(cfg.http, upload_max_mb=1))
+    settings.current = cfg.model_copy(update={"http": cfg.http.model_copy(update={"upload_max_mb": 1})})
     api = await users.login("full@acme")
     before = await demo_db.fetchval("SELECT count(*) FROM blobs")
     big = await api.upload(ids["t_acme_main"], b"x" * (1024 * 1024 + 1), filename="big.bin")

@@ -5,7 +5,6 @@ Each test pays for a database of its own (~0.5 s), so related checks share a tes
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -190,7 +189,7 @@ async def test_session_timeouts_and_touch(client, conn, config, seed) -> None:
 
 
 async def test_secure_cookie_when_public_url_is_https(config, dsn, seed, aiohttp_client) -> None:
-    cfg = dataclasses.replace(config, http=dataclasses.replace(config.http, public_url="https://portal.test"))
+    cfg = config.model_copy(update={"http": config.http.model_copy(update={"public_url": "https://portal.test"})})
     client = await aiohttp_client(build_app(cfg, dsn, setup_web=setup_web, background=False))
     resp = await post_login(client, "full@acme")
     assert resp.status == 200

@@ -140,7 +140,6 @@ def test_run_with_a_missing_config_file_says_so(args: list[str], capsys) -> None
 
 async def test_a_dead_background_task_stops_the_daemon_non_zero(config) -> None:
     """No half-alive daemon: when a side task dies, serving stops and the exit code is 1."""
-    import dataclasses
 
     from daemon.app import build_app
     from daemon.appkeys import BACKGROUND
@@ -149,7 +148,7 @@ async def test_a_dead_background_task_stops_the_daemon_non_zero(config) -> None:
     from daemon.runner import _serve_app
     from web.routes import setup_web
 
-    cfg = dataclasses.replace(config, http=HttpConfig(port=free_port()))
+    cfg = config.model_copy(update={"http": HttpConfig(port=free_port())})
     app = build_app(cfg, config.database.dsn, setup_web=setup_web, background=False)
 
     async def doomed() -> None:
