@@ -1,0 +1,1 @@
+"""Tests that need no database: pure rules, formats and documents."""
