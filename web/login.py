@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from daemon.access.principals import load_principal
-from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS, Principal
+from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES, Principal
 from daemon.appkeys import METRICS, POOL
 from daemon.passwords import (
     MAX_LENGTH,
@@ -173,11 +173,11 @@ def me_payload(p: Principal, csrf: str) -> dict[str, Any]:
     if p.is_customer:
         data["account_id"] = p.account_id
         data["privileges"] = {i: p.privileges.get(i, levels[0])
-                              for i, levels in CUSTOMER_IDENTIFIERS.items()}
+                              for i, levels in CUSTOMER_PRIVILEGES.items()}
     else:
         data["all_accounts"] = p.all_accounts
         data["account_ids"] = sorted(p.account_ids)
         data["privileges"] = {r: p.privileges.get(r, levels[0])
-                              for r, levels in EMPLOYEE_RIGHTS.items()}
+                              for r, levels in EMPLOYEE_PRIVILEGES.items()}
     data["csrf_token"] = csrf
     return data

@@ -217,7 +217,7 @@ ROUTES: list[Route] = [
           access=Access(privilege=("change_password", "on"))),
     # -- end of account data --------------------------------------------------------------
     # -- administration (web/views/admin/): the portal face of daemon/services, the functions
-    # `portald admin …` calls. ADMIN = employees whose group has the `admin` right; everyone
+    # `portald admin …` calls. ADMIN = employees whose group has the `admin` privilege; everyone
     # else gets 404, as if these pages did not exist (Access.hide).
     Route("GET", "/admin", admin_overview.overview_page, "admin", access=ADMIN),
     Route("GET", "/admin/groups", admin_groups.customer["grid"], "admin_groups", access=ADMIN),

@@ -43,7 +43,7 @@ from web.ticket_json import (
 )
 from web.validation import Fields, invalid
 
-# every employee has at least the lowest ticket scope: reads are bounded by scope, not a right
+# every employee has at least the lowest ticket scope: reads are bounded by scope, not a privilege
 ANY_EMPLOYEE = ("ticket_scope", "own")
 
 # -- privileges -------------------------------------------------------------------------------

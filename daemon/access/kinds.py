@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS, Kind
+from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES, Kind
 
 
 @dataclass(frozen=True)
@@ -79,13 +79,13 @@ EMPLOYEE_LABELS: dict[str, str] = {
 
 CUSTOMER_GROUPS = GroupKind(
     name="customer", table="customer_groups", members="customer_web_users",
-    levels=CUSTOMER_IDENTIFIERS, labels=CUSTOMER_LABELS, level_word="identifier",
+    levels=CUSTOMER_PRIVILEGES, labels=CUSTOMER_LABELS, level_word="identifier",
     levels_key="privileges", count_key="users", member_word="user", member_title="web user",
     audit_action="group", audit_target="customer_group", has_default=True)
 
 EMPLOYEE_GROUPS = GroupKind(
     name="employee", table="employee_groups", members="employees",
-    levels=EMPLOYEE_RIGHTS, labels=EMPLOYEE_LABELS, level_word="right",
+    levels=EMPLOYEE_PRIVILEGES, labels=EMPLOYEE_LABELS, level_word="right",
     levels_key="rights", count_key="employees", member_word="employee", member_title="employee",
     audit_action="employee_group", audit_target="employee_group")
 

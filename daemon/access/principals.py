@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS, Kind, Principal
+from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES, Kind, Principal
 from daemon.queries import principals as q
 
 
@@ -22,7 +22,7 @@ def customer_principal(row: asyncpg.Record | dict) -> Principal:
     return Principal(
         kind="customer", id=row["id"], username=row["username"],
         display_name=row["full_name"] or row["username"], group_name=row["group_name"],
-        privileges={i: level_name(row[i]) for i in CUSTOMER_IDENTIFIERS},
+        privileges={i: level_name(row[i]) for i in CUSTOMER_PRIVILEGES},
         account_id=row["account_id"], active=row["active"],
     )
 
@@ -31,7 +31,7 @@ def employee_principal(row: asyncpg.Record | dict) -> Principal:
     return Principal(
         kind="employee", id=row["id"], username=row["username"],
         display_name=row["full_name"], group_name=row["group_name"],
-        privileges={r: level_name(row[r]) for r in EMPLOYEE_RIGHTS},
+        privileges={r: level_name(row[r]) for r in EMPLOYEE_PRIVILEGES},
         all_accounts=row["all_accounts"], account_ids=frozenset(row["account_ids"] or ()),
         active=row["active"] and row["web_access"],
     )

@@ -13,8 +13,10 @@ from typing import Any, Literal
 # the two kinds of principal (and of privilege group)
 Kind = Literal["customer", "employee"]
 
-CUSTOMER_IDENTIFIERS: dict[str, tuple[str, ...]] = {
-    # identifier: its levels, lowest first (SPEC §2)
+# One vocabulary for both kinds: a privilege group holds a level of each privilege. Each
+# privilege's identifier maps to its levels, lowest first; the customer ones are SPEC §2's,
+# the employee ones (which SPEC §3 calls the rights of a group) are §3's.
+CUSTOMER_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "tickets_add": ("off", "on"),
     "tickets_edit": ("off", "on"),
     "priority": ("none", "view", "edit"),
@@ -32,7 +34,7 @@ CUSTOMER_IDENTIFIERS: dict[str, tuple[str, ...]] = {
     "change_password": ("off", "on"),
 }
 
-EMPLOYEE_RIGHTS: dict[str, tuple[str, ...]] = {
+EMPLOYEE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "ticket_scope": ("own", "all"),
     "see_others": ("own", "all"),
     "add_notes": ("off", "on"),
@@ -57,7 +59,7 @@ class Principal:
     username: str
     display_name: str
     group_name: str
-    # identifier → level name (customer identifiers or employee rights)
+    # privilege identifier → level name (of the customer or the employee privileges)
     privileges: dict[str, str]
     account_id: int | None = None  # customers: their one account
     all_accounts: bool = False  # employees
@@ -77,7 +79,7 @@ class Principal:
 
     def can(self, identifier: str, level: str = "on") -> bool:
         """At least `level` of `identifier` (levels are ordered lowest first)."""
-        levels = (CUSTOMER_IDENTIFIERS if self.is_customer else EMPLOYEE_RIGHTS).get(identifier)
+        levels = (CUSTOMER_PRIVILEGES if self.is_customer else EMPLOYEE_PRIVILEGES).get(identifier)
         if levels is None or not self.active:
             return False
         have = self.privileges.get(identifier, levels[0])

@@ -8,18 +8,18 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS
+from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
 _CUSTOMER = f"""
     SELECT u.id, u.username, u.full_name, u.account_id, u.active, g.name AS group_name,
-           {", ".join(f"g.{c}" for c in CUSTOMER_IDENTIFIERS)}
+           {", ".join(f"g.{c}" for c in CUSTOMER_PRIVILEGES)}
       FROM customer_web_users u JOIN customer_groups g ON g.id = u.group_id"""
 
 _EMPLOYEE = f"""
     SELECT e.id, e.username, e.full_name, e.active, e.web_access, e.all_accounts,
-           g.name AS group_name, {", ".join(f"g.{c}" for c in EMPLOYEE_RIGHTS)},
+           g.name AS group_name, {", ".join(f"g.{c}" for c in EMPLOYEE_PRIVILEGES)},
            COALESCE((SELECT array_agg(a.account_id ORDER BY a.account_id)
                        FROM employee_accounts a WHERE a.employee_id = e.id), '{{}}') AS account_ids
       FROM employees e JOIN employee_groups g ON g.id = e.group_id"""

@@ -24,7 +24,7 @@ import asyncpg
 import pytest
 from multidict import MultiDict
 
-from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS
+from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES
 from daemon.cli import main
 from daemon.dev.demo_data import DEMO_PASSWORD
 from daemon.passwords import verify_password
@@ -313,7 +313,7 @@ async def page_action(client, dsn: str, csrf: str, step: Step) -> str | None:
     if step.levels is not None:
         employee = "/employee-groups/" in step.path
         name = _ROW.search(step.path).group(2)
-        known = EMPLOYEE_RIGHTS if employee else CUSTOMER_IDENTIFIERS
+        known = EMPLOYEE_PRIVILEGES if employee else CUSTOMER_PRIVILEGES
         current = await group_levels(dsn, "employee_groups" if employee else "customer_groups", name, known)
         data = levels_form({**current, **step.levels}, known)
     resp = await post(client, await resolve(dsn, step.path), csrf, data)
@@ -491,8 +491,8 @@ async def test_a_level_changed_in_the_grid_reaches_a_logged_in_customer_at_once(
         assert (await customer.get(charges)).status == 200
 
         # the admin unticks charges and lowers quotes in the grid
-        current = await group_levels(demo_dsn, "customer_groups", "Acme staff", CUSTOMER_IDENTIFIERS)
-        form = levels_form({**current, "charges": "off", "quotes": "view"}, CUSTOMER_IDENTIFIERS)
+        current = await group_levels(demo_dsn, "customer_groups", "Acme staff", CUSTOMER_PRIVILEGES)
+        form = levels_form({**current, "charges": "off", "quotes": "view"}, CUSTOMER_PRIVILEGES)
         resp = await post(admin_client, f"/admin/groups/{group_id}/levels", csrf, [*form, ("back", "grid")])
         assert resp.status == 303 and resp.headers["Location"] == f"/admin/groups#group-{group_id}"
         grid = text_of(await page(admin_client, "/admin/groups"))
@@ -503,7 +503,7 @@ async def test_a_level_changed_in_the_grid_reaches_a_logged_in_customer_at_once(
         assert (await me())["charges"] == "off" and (await me())["quotes"] == "view"
         assert (await customer.get(charges)).status == 403
         # and back on
-        form = levels_form({**current, "quotes": "view"}, CUSTOMER_IDENTIFIERS)
+        form = levels_form({**current, "quotes": "view"}, CUSTOMER_PRIVILEGES)
         assert (await post(admin_client, f"/admin/groups/{group_id}/levels", csrf, form)).status == 303
         assert (await me())["charges"] == "on"
         assert (await customer.get(charges)).status == 200
@@ -611,7 +611,7 @@ async def test_forms_without_the_csrf_token_are_refused(demo_client, demo_dsn) -
 async def test_group_grid_marks_system_and_default_groups(demo_client, demo_dsn) -> None:
     await login_as(demo_client, "admin", DEMO_PASSWORD)
     body = await page(demo_client, "/admin/groups")
-    for identifier in CUSTOMER_IDENTIFIERS:
+    for identifier in CUSTOMER_PRIVILEGES:
         assert f"<code>{identifier}</code>" in body
     # system groups are read-only: no control of theirs is tied to a levels form
     full = (await ids(demo_dsn))["group:Full"]
@@ -667,8 +667,8 @@ async def test_audit_page_filters_and_pages(demo_client, demo_dsn) -> None:
     resp = await post(demo_client, "/admin/groups", csrf, {"name": "Audited", "copy_from": "Limited"})
     assert resp.status == 303
     group_id = int(resp.headers["Location"].rsplit("/", 1)[1])
-    form = levels_form({**await group_levels(demo_dsn, "customer_groups", "Audited", CUSTOMER_IDENTIFIERS),
-                        "charges": "on"}, CUSTOMER_IDENTIFIERS)
+    form = levels_form({**await group_levels(demo_dsn, "customer_groups", "Audited", CUSTOMER_PRIVILEGES),
+                        "charges": "on"}, CUSTOMER_PRIVILEGES)
     assert (await post(demo_client, f"/admin/groups/{group_id}/levels", csrf, form)).status == 303
     text = text_of(await page(demo_client, "/admin/audit?action=group.set&actor=employee:admin"))
     assert "customer_group:Audited" in text and "charges : off → on" in text

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS
+from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES
 from tests.support.api import Api, Reply, demo_ids
 
 # The custom group: a mix no system group has.
@@ -26,14 +26,14 @@ LOGIN_OF_GROUP = {"Full": "full@acme", "Partial": "partial@acme", "Limited": "li
 async def group_levels(conn: asyncpg.Connection, name: str) -> dict[str, str]:
     row = await conn.fetchrow("SELECT * FROM customer_groups WHERE name = $1", name)
     levels = {}
-    for identifier, names in CUSTOMER_IDENTIFIERS.items():
+    for identifier, names in CUSTOMER_PRIVILEGES.items():
         value = row[identifier]
         levels[identifier] = (names[1] if value else names[0]) if isinstance(value, bool) else value
     return levels
 
 
 def has(levels: dict[str, str], identifier: str, level: str) -> bool:
-    names = CUSTOMER_IDENTIFIERS[identifier]
+    names = CUSTOMER_PRIVILEGES[identifier]
     return names.index(levels[identifier]) >= names.index(level)
 
 
@@ -130,7 +130,7 @@ async def test_employee_rights_matrix(users, demo_db):
     db = demo_db
     ids = await demo_ids(db)
     rights = {r: ("all" if r in ("ticket_scope", "see_others") else True)
-              for r in EMPLOYEE_RIGHTS if r != "admin"}
+              for r in EMPLOYEE_PRIVILEGES if r != "admin"}
     columns = ", ".join(rights)
     values = ", ".join(f"${i}" for i in range(2, len(rights) + 2))
     group_id = await db.fetchval(

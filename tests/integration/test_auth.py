@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS
+from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES
 from daemon.app import build_app
 from tests.support.api import login_as
 from tests.support.seed import SEED_PASSWORD
@@ -55,7 +55,7 @@ async def test_login_me_logout_for_a_customer_and_an_employee(client, conn, seed
     body = await resp.json()
     assert body["kind"] == "customer" and body["username"] == "full@acme"
     assert body["group"] == "Full" and body["account_id"] == seed["acme"]
-    assert set(body["privileges"]) == set(CUSTOMER_IDENTIFIERS)
+    assert set(body["privileges"]) == set(CUSTOMER_PRIVILEGES)
     assert body["privileges"]["quotes"] == "accept" and body["privileges"]["charges"] == "on"
     cookie = resp.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
@@ -84,7 +84,7 @@ async def test_login_me_logout_for_a_customer_and_an_employee(client, conn, seed
     body = await (await me(client)).json()
     assert body["kind"] == "employee" and body["username"] == "sub1"
     assert body["group"] == "Subcontractors"
-    assert set(body["privileges"]) == set(EMPLOYEE_RIGHTS)
+    assert set(body["privileges"]) == set(EMPLOYEE_PRIVILEGES)
     assert body["privileges"]["ticket_scope"] == "own" and body["privileges"]["admin"] == "off"
     assert body["all_accounts"] is False and body["account_ids"] == [seed["acme"]]
     assert "account_id" not in body

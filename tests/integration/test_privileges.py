@@ -14,13 +14,13 @@ import pytest
 from daemon.access import scope
 from daemon.access.cache import PrivilegeCache, Snapshot, load_snapshot
 from daemon.access.principals import find_user, level_name, load_principal
-from daemon.access.scope import CUSTOMER_IDENTIFIERS, Params, Principal
+from daemon.access.scope import CUSTOMER_PRIVILEGES, Params, Principal
 from tests.support.seed import seeded_database
 
 # -- the database's groups and the bulk snapshot --------------------------------------------
 
-TOP = {i: lv[-1] for i, lv in CUSTOMER_IDENTIFIERS.items()}
-LOW = {i: lv[0] for i, lv in CUSTOMER_IDENTIFIERS.items()}
+TOP = {i: lv[-1] for i, lv in CUSTOMER_PRIVILEGES.items()}
+LOW = {i: lv[0] for i, lv in CUSTOMER_PRIVILEGES.items()}
 SPEC_GROUPS = {
     "Full": TOP,
     "Partial": {**TOP, "priority": "view", "ticket_asset": "view", "charges": "off",
@@ -40,7 +40,7 @@ async def seeded(pg_server: str, template_dsn: str, seed_password_hash: str):
 async def test_system_groups_are_as_specified(seeded) -> None:
     conn, _ = seeded
     rows = await conn.fetch("SELECT * FROM customer_groups WHERE is_system")
-    found = {r["name"]: {i: level_name(r[i]) for i in CUSTOMER_IDENTIFIERS} for r in rows}
+    found = {r["name"]: {i: level_name(r[i]) for i in CUSTOMER_PRIVILEGES} for r in rows}
     assert found == SPEC_GROUPS
 
 

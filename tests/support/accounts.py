@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from daemon.access.kinds import CUSTOMER_GROUPS
-from daemon.access.scope import CUSTOMER_IDENTIFIERS
+from daemon.access.scope import CUSTOMER_PRIVILEGES
 from daemon.dev.demo_data import DEMO_PASSWORD
 from daemon.passwords import hash_password
 from daemon.services.groups import create_group, set_group_levels
@@ -22,7 +22,7 @@ GATED = ("assets", "asset_config_note", "contracts", "charges", "documents", "kb
 
 LEVELS: dict[str, dict[str, str]] = {
     # SPEC §2: "Full: everything at its highest level"
-    "full@acme": {i: levels[-1] for i, levels in CUSTOMER_IDENTIFIERS.items()},
+    "full@acme": {i: levels[-1] for i, levels in CUSTOMER_PRIVILEGES.items()},
     # "Partial: … assets tab, contracts, …, documents, …, KB view+download, quotes view,
     # change password" — no charges, no configuration note
     "partial@acme": {"assets": "on", "asset_config_note": "off", "contracts": "on",
@@ -43,7 +43,7 @@ CUSTOM_GROUP = "Custom account data"
 
 
 def allowed(username: str, identifier: str, level: str = "on") -> bool:
-    levels = CUSTOMER_IDENTIFIERS[identifier]
+    levels = CUSTOMER_PRIVILEGES[identifier]
     have = LEVELS[username][identifier]
     return levels.index(have) >= levels.index(level)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from daemon.access import scope
-from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS, Params, Principal
+from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES, Params, Principal
 
 # -- Principal.can: the table -------------------------------------------------------------
 
@@ -26,12 +26,12 @@ def _cases(table: dict[str, tuple[str, ...]]) -> list[tuple[str, str, str]]:
     return [(ident, have, ask) for ident, levels in table.items() for have in levels for ask in levels]
 
 
-@pytest.mark.parametrize("identifier, have, ask", _cases(CUSTOMER_IDENTIFIERS))
+@pytest.mark.parametrize("identifier, have, ask", _cases(CUSTOMER_PRIVILEGES))
 def test_customer_can(identifier: str, have: str, ask: str) -> None:
-    levels = CUSTOMER_IDENTIFIERS[identifier]
+    levels = CUSTOMER_PRIVILEGES[identifier]
     expected = levels.index(have) >= levels.index(ask)
     # with the privilege at `have`, every other identifier at its top level
-    others = {i: lv[-1] for i, lv in CUSTOMER_IDENTIFIERS.items()}
+    others = {i: lv[-1] for i, lv in CUSTOMER_PRIVILEGES.items()}
     assert customer({**others, identifier: have}).can(identifier, ask) is expected
     # without it (missing from the group): only the lowest level
     assert customer({}).can(identifier, ask) is (ask == levels[0])
@@ -41,9 +41,9 @@ def test_customer_can(identifier: str, have: str, ask: str) -> None:
     assert employee({identifier: have}).can(identifier, ask) is False
 
 
-@pytest.mark.parametrize("right, have, ask", _cases(EMPLOYEE_RIGHTS))
+@pytest.mark.parametrize("right, have, ask", _cases(EMPLOYEE_PRIVILEGES))
 def test_employee_can(right: str, have: str, ask: str) -> None:
-    levels = EMPLOYEE_RIGHTS[right]
+    levels = EMPLOYEE_PRIVILEGES[right]
     assert employee({right: have}).can(right, ask) is (levels.index(have) >= levels.index(ask))
     assert employee({}).can(right, ask) is (ask == levels[0])
     assert employee({right: have}, active=False).can(right, ask) is False
@@ -51,7 +51,7 @@ def test_employee_can(right: str, have: str, ask: str) -> None:
 
 
 def test_unknown_identifiers_and_levels_are_refused() -> None:
-    p = customer({i: lv[-1] for i, lv in CUSTOMER_IDENTIFIERS.items()})
+    p = customer({i: lv[-1] for i, lv in CUSTOMER_PRIVILEGES.items()})
     assert not p.can("nonsense")
     assert not p.can("kb", "on")  # kb has none/view/download
     assert not customer({"kb": "bogus"}).can("kb", "none")

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import asyncpg
 from aiohttp import web
 
-from daemon.access.scope import CUSTOMER_IDENTIFIERS, EMPLOYEE_RIGHTS, Principal
+from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES, Principal
 from daemon.appkeys import POOL, PRIVILEGES
 from web import sessions
 from web.context import PRINCIPAL, SESSION, settings
@@ -40,11 +40,12 @@ class Access:
     """What a non-public route requires.
 
     kind:      "customer", "employee" or "any" logged-in user; the wrong kind gets 403.
-    privilege: customers only — (SPEC §2 identifier, minimum level), e.g. ("assets", "on").
-               Employees are not held to it (their reach is their rights and scope).
-    employee_right: employees only — (right of their group, minimum level), e.g.
-               ("log_charges", "on"). Customers are not held to it.
-    admin:     employees whose group has the `admin` right (customers: 403).
+    privilege: customers only — (customer privilege, minimum level), e.g. ("assets", "on").
+               Employees are not held to it (their reach is their own privileges and scope).
+    employee_right: employees only — (employee privilege, minimum level), e.g.
+               ("log_charges", "on"). Customers are not held to it. (The name is that of the
+               key the OpenAPI document publishes it under, x-portald-access.)
+    admin:     employees whose group has the `admin` privilege (customers: 403).
     hide:      a refused user gets 404 instead of 403, so the route does not even admit to
                existing (the admin pages: to everyone else they are simply not there).
     """
@@ -59,8 +60,8 @@ class Access:
         # A typo in the route table fails at import, not silently at request time.
         if self.kind not in ("customer", "employee", "any"):
             raise ValueError(f"Access.kind: {self.kind!r}")
-        for pair, table, what in ((self.privilege, CUSTOMER_IDENTIFIERS, "privilege"),
-                                  (self.employee_right, EMPLOYEE_RIGHTS, "employee_right")):
+        for pair, table, what in ((self.privilege, CUSTOMER_PRIVILEGES, "privilege"),
+                                  (self.employee_right, EMPLOYEE_PRIVILEGES, "employee_right")):
             if pair is not None and (pair[0] not in table or pair[1] not in table[pair[0]]):
                 raise ValueError(f"Access.{what}: unknown identifier or level {pair!r}")
         if self.privilege and self.kind == "employee":
