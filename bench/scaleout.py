@@ -44,10 +44,13 @@ import asyncpg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from daemon import fanout, mailer, migrations  # noqa: E402
 from daemon.config import load_config  # noqa: E402
-from daemon.demo import DEMO_PASSWORD, load_demo  # noqa: E402
-from daemon.embedded import EmbeddedPostgres, free_port  # noqa: E402
+from daemon.db import migrations  # noqa: E402
+from daemon.db.embedded import EmbeddedPostgres, free_port  # noqa: E402
+from daemon.dev.demo import load_demo  # noqa: E402
+from daemon.dev.demo_data import DEMO_PASSWORD  # noqa: E402
+from daemon.mail import fanout  # noqa: E402
+from daemon.mail.identity import MailIdentity  # noqa: E402
 
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", 5))
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S", 1))
@@ -100,7 +103,7 @@ async def queue_mails(conn: asyncpg.Connection, cfg) -> list[int]:
     acme = await conn.fetchval("SELECT id FROM accounts WHERE name = 'Acme'")
     tech = await conn.fetchval("SELECT id FROM employees WHERE username = 'tech'")
     sub1 = await conn.fetchval("SELECT id FROM employees WHERE username = 'sub1'")
-    identity = mailer.MailIdentity.from_config(cfg)
+    identity = MailIdentity.from_config(cfg)
     while (await fanout.fan_out(conn, identity=identity)).events:  # what came before
         pass
     await conn.execute("UPDATE outbox SET status = 'sent' WHERE status = 'queued'")
@@ -251,8 +254,8 @@ level = "WARNING"
         self.proc = None
 
 
-# The balancer as tests/test_scaleout.py runs it (the reasons are given there, in
-# tests/scaleout_support.py), without the request log.
+# The balancer as tests/integration/test_scaleout.py runs it (the reasons are given there, in
+# tests/support/scaleout.py), without the request log.
 HAPROXY_CFG = """global
     stats socket {sock} mode 600 level admin
 defaults

@@ -24,20 +24,20 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from daemon import embedded
-from daemon.embedded import EmbeddedError, EmbeddedPostgres, free_port
+from daemon.db import relocation
+from daemon.db.embedded import EmbeddedError, EmbeddedPostgres, free_port
+from tests.support import REPO
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0,
     reason="only under root does the embedded server run as another user (nobody)")
 
-REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 90
 
 
 @pytest.fixture
 def nobody() -> pwd.struct_passwd:
-    return pwd.getpwnam(embedded.RUN_AS_WHEN_ROOT)
+    return pwd.getpwnam(relocation.RUN_AS_WHEN_ROOT)
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_portald_runs_from_a_clone_in_a_private_folder(private_dir: Path, nobody
     checkout = private_dir / "p"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(checkout)], check=True)
     site = private_site(checkout)
-    assert not embedded.can_reach(nobody, site / "pgserver" / "pginstall" / "bin")
+    assert not relocation.can_reach(nobody, site / "pgserver" / "pginstall" / "bin")
     state = checkout / "var"  # config.toml's [state] dir, relative to the working directory
     http_port = free_port()
     # the code under test (this checkout), with the clone's binaries, config and state;
@@ -110,7 +110,7 @@ def test_portald_runs_from_a_clone_in_a_private_folder(private_dir: Path, nobody
         assert link.is_symlink()
         datadir = Path(os.readlink(link))
         cluster = datadir.parent
-        assert cluster.parent == Path(os.path.realpath(embedded.CLUSTERS_DIR))
+        assert cluster.parent == Path(os.path.realpath(relocation.CLUSTERS_DIR))
         st = datadir.stat()
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (nobody.pw_uid, 0o700)
         assert (cluster / "state-dir").read_text().strip() == os.path.realpath(state)
@@ -136,9 +136,9 @@ def test_portald_runs_from_a_clone_in_a_private_folder(private_dir: Path, nobody
             assert pid is not None and alive(pid)
             # the server runs the cached copy of the clone's binaries, which only root can change
             exe = Path(os.readlink(f"/proc/{pid}/exe"))
-            entry = Path(os.path.realpath(embedded.CACHE_DIR)) / exe.relative_to(
-                os.path.realpath(embedded.CACHE_DIR)).parts[0]
-            embedded._check_root_only_tree(entry)
+            entry = Path(os.path.realpath(relocation.CACHE_DIR)) / exe.relative_to(
+                os.path.realpath(relocation.CACHE_DIR)).parts[0]
+            relocation._check_root_only_tree(entry)
 
             # a second process on the same state directory shares the running server
             again = subprocess.run([*portald, "migrate"], cwd=checkout, env=env,
@@ -173,7 +173,7 @@ def test_test_server_with_binaries_in_a_private_folder(private_dir: Path) -> Non
     server = EmbeddedPostgres(root, fast_unsafe=True, bindir=site / "pgserver" / "pginstall" / "bin")
     try:
         assert Path(os.path.realpath(server.bindir)).is_relative_to(
-            os.path.realpath(embedded.CACHE_DIR))
+            os.path.realpath(relocation.CACHE_DIR))
         dsn = server.start()
 
         async def select_one() -> int:
@@ -194,9 +194,9 @@ def test_test_server_with_binaries_in_a_private_folder(private_dir: Path) -> Non
 CACHE_SCRIPT = """
 import sys
 from pathlib import Path
-from daemon import embedded
-embedded.CACHE_DIR = Path(sys.argv[1])
-print(embedded._bindir_for(embedded.pwd.getpwnam(embedded.RUN_AS_WHEN_ROOT), Path(sys.argv[2])))
+from daemon.db import relocation
+relocation.CACHE_DIR = Path(sys.argv[1])
+print(relocation.bindir_for(relocation.pwd.getpwnam(relocation.RUN_AS_WHEN_ROOT), Path(sys.argv[2])))
 """
 
 
@@ -226,24 +226,24 @@ def test_binaries_cache_is_made_once_by_concurrent_starts_and_checked_before_use
                              text=True)
     assert version.returncode == 0 and "PostgreSQL" in version.stdout
 
-    monkeypatch.setattr(embedded, "CACHE_DIR", cache)
-    assert embedded._bindir_for(nobody, bindir) == cached_bin
+    monkeypatch.setattr(relocation, "CACHE_DIR", cache)
+    assert relocation.bindir_for(nobody, bindir) == cached_bin
     initdb = cached_bin / "initdb"
     initdb.chmod(0o775)
     with pytest.raises(EmbeddedError, match="refusing to run PostgreSQL"):
-        embedded._bindir_for(nobody, bindir)
+        relocation.bindir_for(nobody, bindir)
     initdb.chmod(0o755)
     os.chown(initdb, nobody.pw_uid, 0)
     with pytest.raises(EmbeddedError, match="refusing to run PostgreSQL"):
-        embedded._bindir_for(nobody, bindir)
+        relocation.bindir_for(nobody, bindir)
     os.chown(initdb, 0, 0)
     cache.chmod(0o777)
     with pytest.raises(EmbeddedError, match="must be owned by root and writable only by root"):
-        embedded._bindir_for(nobody, bindir)
+        relocation.bindir_for(nobody, bindir)
 
 
 def test_unused_clusters_and_cache_copies_are_removed(tmp_path: Path) -> None:
-    old = time.time() - embedded.ORPHAN_AFTER_S - 60
+    old = time.time() - relocation.ORPHAN_AFTER_S - 60
     clusters = tmp_path / "clusters"
     clusters.mkdir()
 
@@ -262,19 +262,19 @@ def test_unused_clusters_and_cache_copies_are_removed(tmp_path: Path) -> None:
     running = cluster("3" * 16, tmp_path / "deleted-checkout", mtime=old)
     (running / "data" / "postmaster.pid").write_text(f"{os.getpid()}\n")
     mine = cluster("4" * 16, tmp_path / "deleted-checkout", mtime=old)
-    embedded._prune_clusters(clusters, keep=mine)
+    relocation.prune_clusters(clusters, keep=mine)
     assert sorted(c.name for c in clusters.iterdir() if c.name != ".lock") == [
         fresh.name, used.name, running.name, mine.name]
     assert not deleted.exists()
 
     cache = tmp_path / "cache"
     cache.mkdir()
-    stale = time.time() - embedded.CACHE_UNUSED_DAYS * 86400 - 60
+    stale = time.time() - relocation.CACHE_UNUSED_DAYS * 86400 - 60
     for name, mtime in [("postgresql-15.0-old", stale), ("postgresql-16.0-recent", time.time()),
                         (".new-postgresql-16.1-x-1-ab", time.time() - 7200),
                         ("postgresql-16.1-new", stale)]:
         (cache / name).mkdir()
         os.utime(cache / name, (mtime, mtime))
-    embedded._prune_cache(cache, keep=cache / "postgresql-16.1-new")
+    relocation._prune_cache(cache, keep=cache / "postgresql-16.1-new")
     assert sorted(c.name for c in cache.iterdir() if c.name != ".lock") == [
         "postgresql-16.0-recent", "postgresql-16.1-new"]

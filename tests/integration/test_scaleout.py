@@ -48,7 +48,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.scaleout_support import (
+from tests.support.scaleout import (
     DEMO_PASSWORD,
     SENDER_LANES,
     Cluster,
@@ -196,7 +196,7 @@ async def test_three_daemons_behind_haproxy_survive_a_sigkill(demo_dsn: str, tmp
                 users[username] = await load.login(username)
             cookies = {u: [c.value for c in users[u].session.cookie_jar] for u in users}
             emp = dict(await db.fetch("SELECT username, id FROM employees"))
-            main = dict(await db.fetch(  # each account's ticket with recipients (daemon/demo.py)
+            main = dict(await db.fetch(  # each account's ticket with recipients (daemon/dev/demo_data.py)
                 """SELECT a.name, min(t.id) FROM tickets t JOIN accounts a ON a.id = t.account_id
                     WHERE EXISTS (SELECT 1 FROM ticket_recipients r WHERE r.ticket_id = t.id)
                       AND t.status <> 'closed' GROUP BY a.name"""))

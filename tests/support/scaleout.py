@@ -1,4 +1,4 @@
-"""Helpers of tests/test_scaleout.py: several real `portald run` processes on one database
+"""Helpers of tests/integration/test_scaleout.py: several real `portald run` processes on one database
 behind a real HAProxy, an SMTP sink in a process of its own, and a logged-in load generator.
 
 Self-contained on purpose (no fixture or helper of the other test modules): it needs only a
@@ -25,11 +25,11 @@ import aiohttp
 
 # All this takes from the daemon's own code (its modules are being moved): a free port, and
 # how many batches a daemon has in flight at once (re-exported for the test).
-from daemon.embedded import free_port
-from daemon.outbox import SENDER_LANES  # noqa: F401
+from daemon.db.embedded import free_port
+from daemon.dev.demo_data import DEMO_PASSWORD
+from daemon.mail.worker import SENDER_LANES  # noqa: F401
+from tests.support import REPO
 
-REPO = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
-DEMO_PASSWORD = "demo"  # daemon/demo.py: every demo login
 START_TIMEOUT_S = 30
 
 
