@@ -44,6 +44,7 @@ import asyncpg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.support.cpu import CLK_TCK, cpu_s, postgres_cpu_s  # noqa: E402
 from daemon.config import load_config  # noqa: E402
 from daemon.db import migrations  # noqa: E402
 from daemon.db.embedded import EmbeddedPostgres, free_port  # noqa: E402
@@ -62,7 +63,6 @@ CUSTOMER_TICKETS = 200
 DAEMONS = ("d1", "d2", "d3")
 START_TIMEOUT_S = 60
 DRAIN_TIMEOUT_S = 600
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # -- data ---------------------------------------------------------------------------------------
 
@@ -318,36 +318,6 @@ class Haproxy:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
-
-
-def cpu_s(pid: int, *, children: bool = False) -> float:
-    """User + system CPU seconds of a process (all its threads); with `children`, also of its
-    reaped children."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])
-    if children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / CLK_TCK
-
-
-def postgres_cpu_s(datadir: Path) -> float:
-    """The whole PostgreSQL cluster: the postmaster, its live children, and the reaped ones."""
-    try:
-        master = int((datadir / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    total = cpu_s(master, children=True)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master:
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total
 
 
 def machine_busy_s() -> float:

@@ -78,7 +78,7 @@ ROUTES: list[Route] = [
     # employees may always change their own password; customers need the privilege
     Route("POST", "/api/v1/me/password", auth_api.api_change_password, "api_me_password",
           access=Access(privilege=("change_password", "on"))),
-    # -- tickets JSON API (web/views/tickets_api.py; SPEC §7) -----------------------------
+    # -- tickets JSON API (web/views/api/tickets.py; SPEC §7) ------------------------------
     # The privilege of each route is declared here (customers: `privilege`, employees:
     # `employee_right`); field-level rules and scope are in web/ticket_actions.py, which
     # checks the route's privilege again. Out-of-scope ids answer 404 like missing ones.

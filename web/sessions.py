@@ -12,15 +12,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Literal
 
 import asyncpg
 from aiohttp import web
 
+from daemon.access.scope import Kind
 from daemon.config import Config
 from daemon.queries import sessions as q
-
-Kind = Literal["customer", "employee"]
 
 COOKIE_NAME = "portald_session"
 SECURE_COOKIE_NAME = "__Host-portald_session"

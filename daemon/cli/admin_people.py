@@ -4,7 +4,7 @@ and subcontractors (daemon/services/webusers.py, employees.py)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -21,6 +21,15 @@ def _render_webuser(r: dict[str, Any]) -> str:
 
 def _now_or_unchanged(render: Any) -> Any:
     return lambda r, a: changed(r, "now " + render(r), "unchanged: " + render(r))
+
+
+def _add_set_password(group: argparse._SubParsersAction, whose: str,
+                      operation: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+    p = leaf(group, "set-password", f"set {whose} password (read from stdin)",
+             lambda c, a: operation(c, actor=actor(), username=a.username, password=a.password),
+             lambda r, a: f'password of {r["username"]} changed')
+    p.add_argument("username", metavar="U")
+    p.add_argument("--password-stdin", action="store_true", required=True)
 
 
 def add_webuser(admin_sub: argparse._SubParsersAction) -> None:
@@ -53,12 +62,7 @@ def add_webuser(admin_sub: argparse._SubParsersAction) -> None:
                  _now_or_unchanged(_render_webuser))
         p.add_argument("username", metavar="U")
 
-    p = leaf(group, "set-password", "set a web user's password (read from stdin)",
-             lambda c, a: webusers.set_webuser_password(c, actor=actor(), username=a.username,
-                                                        password=a.password),
-             lambda r, a: f'password of {r["username"]} changed')
-    p.add_argument("username", metavar="U")
-    p.add_argument("--password-stdin", action="store_true", required=True)
+    _add_set_password(group, "a web user's", webusers.set_webuser_password)
 
     p = leaf(group, "list", "list web users",
              lambda c, a: webusers.list_webusers(c, account=a.account),
@@ -148,12 +152,7 @@ def _add_employee_create(group: argparse._SubParsersAction) -> None:
 
 def _add_employee_settings(group: argparse._SubParsersAction) -> None:
     """Password, rate and mail settings: what an employee keeps, set on their behalf."""
-    p = leaf(group, "set-password", "set an employee's password (read from stdin)",
-             lambda c, a: employees.set_employee_password(c, actor=actor(), username=a.username,
-                                                          password=a.password),
-             lambda r, a: f'password of {r["username"]} changed')
-    p.add_argument("username", metavar="U")
-    p.add_argument("--password-stdin", action="store_true", required=True)
+    _add_set_password(group, "an employee's", employees.set_employee_password)
 
     p = leaf(group, "set-rate", "set an employee's default hourly rate",
              lambda c, a: employees.set_employee_rate(c, actor=actor(), username=a.username,

@@ -1,5 +1,5 @@
 """An account's own data beside its tickets: assets, contracts (and their charges), documents,
-quotes, and the knowledge base. Conditions come from `daemon.scope`; columns and rows a
+quotes, and the knowledge base. Conditions come from `daemon.access.scope`; columns and rows a
 privilege hides (an asset's configuration note, a contract's charges, a KB article's files) are
 not selected unless the principal has it, so hidden data is never fetched.
 

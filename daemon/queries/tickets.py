@@ -1,6 +1,6 @@
 """Tickets and their children (history notes, charges, filed emails, attachments, recipients).
 
-Every statement here takes its WHERE conditions from `daemon.scope`, and selects only the
+Every statement here takes its WHERE conditions from `daemon.access.scope`, and selects only the
 columns the principal may see, so out-of-scope data is never fetched. A function that finds
 nothing returns None or an empty list: the web layer answers 404 for both, alike.
 """
@@ -172,7 +172,7 @@ async def hourly_rate(conn: Conn, employee_id: int) -> Decimal:
 
 
 async def declare_actor(conn: asyncpg.Connection, p: Principal) -> None:
-    """Name who makes the changes of this transaction (see daemon/sql/003_mail.sql), so the
+    """Name who makes the changes of this transaction (see daemon/db/sql/003_mail.sql), so the
     mail triggers can leave the author out of mail about their own change."""
     key = "portald.actor_employee_id" if p.is_employee else "portald.actor_webuser_id"
     await conn.execute("SELECT set_config($1, $2, true)", key, str(p.id))

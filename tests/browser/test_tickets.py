@@ -60,10 +60,8 @@ async def browser():
 
 
 @pytest.fixture
-async def db(demo_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    c = await asyncpg.connect(demo_dsn)
-    yield c
-    await c.close()
+def db(demo_db: asyncpg.Connection) -> asyncpg.Connection:
+    return demo_db
 
 
 async def shot(page, name: str) -> None:

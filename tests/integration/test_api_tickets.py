@@ -88,7 +88,7 @@ async def test_employee_creates_assigns_charges_files_and_closes(users, demo_db)
 
     labor = await tech.post(f"{url}/charges", {"kind": "labor", "hours": "1.5", "description": "Fix"})
     assert labor.status == 201, labor
-    # tech's default hourly rate is 90.00 (daemon/demo.py)
+    # tech's default hourly rate is 90.00 (daemon/dev/demo_data.py)
     assert (labor.body["quantity"], labor.body["unit_price"], labor.body["amount"]) == ("1.50", "90.00", "135.00")
     special = await tech.post(f"{url}/charges", {"kind": "labor", "hours": 2, "rate": "45.25"})
     assert special.status == 201 and special.body["amount"] == "90.50"

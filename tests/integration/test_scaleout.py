@@ -368,7 +368,7 @@ async def test_three_daemons_behind_haproxy_survive_a_sigkill(demo_dsn: str, tmp
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "daemon bug: the login throttle counts failures per peer address (web/auth.py client_ip: "
+    "daemon bug: the login throttle counts failures per peer address (web/context.py client_ip: "
     "request.remote), which behind a balancer is the balancer's for every client; X-Forwarded-For "
     "is not read, so anyone's failed logins lock every user out"))
 async def test_a_strangers_failed_logins_do_not_lock_others_out_behind_the_balancer(

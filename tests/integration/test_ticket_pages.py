@@ -8,31 +8,25 @@ Each test pays for a database of its own (~0.5 s), so related checks share a tes
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from html import unescape
 
 import aiohttp
 import asyncpg
 import pytest
 
+from daemon.dev.demo_data import DEMO_PASSWORD as PASSWORD
 from tests.support.api import login_as
 from web.views.pages.tickets import ListParams
 
-PASSWORD = "demo"
+
+@pytest.fixture
+def db(demo_db: asyncpg.Connection) -> asyncpg.Connection:
+    return demo_db
 
 
 @pytest.fixture
-async def db(demo_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    c = await asyncpg.connect(demo_dsn)
-    yield c
-    await c.close()
-
-
-@pytest.fixture
-async def client(demo_app, aiohttp_client):
-    # the app (and so its database) first: the client, torn down first, stops the portal
-    # before the database is dropped under it
-    return await aiohttp_client(demo_app)
+def client(demo_client):
+    return demo_client
 
 
 async def ids(db: asyncpg.Connection) -> dict[str, int]:

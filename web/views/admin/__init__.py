@@ -1,6 +1,6 @@
-"""The administrator's pages under /admin: the portal face of daemon/admin.py.
+"""The administrator's pages under /admin: the portal face of daemon/services.
 
-Every change goes through the same functions of daemon/admin.py that `portald admin …` calls,
+Every change goes through the same functions of daemon/services that `portald admin …` calls,
 so the pages and the CLI can never disagree; these modules only translate HTTP forms into
 those calls and their answers (or AdminError reasons) into pages.
 """

@@ -1,11 +1,12 @@
 """The HTML pages of an account's own data: assets, contracts, documents, knowledge base and
 quotes (no JavaScript needed; printable). Reads and the quote acceptance are the same calls the
-JSON API makes (web/views/account_api.py); the route table holds the privilege of each page,
+JSON API makes (web/views/api/account.py); the route table holds the privilege of each page,
 and `account_data.shows` decides which gated sections a page renders at all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -45,24 +46,24 @@ async def _account_names(conn: Any, p: Principal) -> dict[int, str]:
 # -- pages ----------------------------------------------------------------------------------
 
 
-async def assets_page(request: web.Request) -> web.Response:
+async def _list_page(request: web.Request, page_of: Callable[..., Awaitable[q.Page]],
+                     template: str, key: str, path: str, **extra: Any) -> web.Response:
+    """One page of a list of the account data, with the account of each row for employees."""
     p, pr = principal(request), page_request(request)
     async with request.app[POOL].acquire() as conn:
-        page = await q.assets_page(conn, p, limit=pr.limit, offset=pr.offset)
+        page = await page_of(conn, p, limit=pr.limit, offset=pr.offset)
         accounts = await _account_names(conn, p)
-    return render(request, "assets.html", {
-        "assets": page.items, "show_note": q.shows(p, "asset_config_note"),
-        "accounts": accounts, **pager(request, "/assets", page.next_offset)})
+    return render(request, template, {key: page.items, "accounts": accounts, **extra,
+                                      **pager(request, path, page.next_offset)})
+
+
+async def assets_page(request: web.Request) -> web.Response:
+    return await _list_page(request, q.assets_page, "assets.html", "assets", "/assets",
+                            show_note=q.shows(principal(request), "asset_config_note"))
 
 
 async def contracts_page(request: web.Request) -> web.Response:
-    p, pr = principal(request), page_request(request)
-    async with request.app[POOL].acquire() as conn:
-        page = await q.contracts_page(conn, p, limit=pr.limit, offset=pr.offset)
-        accounts = await _account_names(conn, p)
-    return render(request, "contracts.html", {
-        "contracts": page.items, "accounts": accounts,
-        **pager(request, "/contracts", page.next_offset)})
+    return await _list_page(request, q.contracts_page, "contracts.html", "contracts", "/contracts")
 
 
 async def contract_page(request: web.Request) -> web.Response:
@@ -80,13 +81,7 @@ async def contract_page(request: web.Request) -> web.Response:
 
 
 async def documents_page(request: web.Request) -> web.Response:
-    p, pr = principal(request), page_request(request)
-    async with request.app[POOL].acquire() as conn:
-        page = await q.documents_page(conn, p, limit=pr.limit, offset=pr.offset)
-        accounts = await _account_names(conn, p)
-    return render(request, "documents.html", {
-        "documents": page.items, "accounts": accounts,
-        **pager(request, "/documents", page.next_offset)})
+    return await _list_page(request, q.documents_page, "documents.html", "documents", "/documents")
 
 
 async def kb_page(request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""The change-password form: the same `web.auth.change_password` that
+"""The change-password form: the same `web.login.change_password` that
 `POST /api/v1/me/password` calls, with its refusals shown beside the field they concern."""
 
 from __future__ import annotations
