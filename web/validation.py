@@ -57,9 +57,6 @@ class Fields:
     def has(self, name: str) -> bool:
         return name in self._data
 
-    def names(self) -> list[str]:
-        return list(self._data.keys())
-
     def _raw(self, name: str) -> Any:
         self._read.add(name)
         getall = getattr(self._data, "getall", None)
