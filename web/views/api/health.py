@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from daemon.appkeys import LISTENER, METRICS, POOL
+from daemon.queries import health
 
 READY_TIMEOUT_S = 2.0
 
@@ -20,7 +21,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(READY_TIMEOUT_S):
-            await request.app[POOL].fetchval("SELECT 1")
+            await health.ping(request.app[POOL])
     except Exception as exc:  # any failure means "not ready"; the reason goes to the prober
         return web.json_response({"status": "unavailable", "database": exc.__class__.__name__},
                                  status=503)
