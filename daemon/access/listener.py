@@ -23,7 +23,7 @@ import time
 import asyncpg
 
 from daemon.access.cache import PrivilegeCache
-from daemon.db.pool import CONNECT_TIMEOUT_S, describe_connect_error
+from daemon.db.pool import CONNECT_TIMEOUT_S, OUTAGE_ERRORS, describe_connect_error
 from daemon.metrics import Metrics
 from daemon.queries import health
 
@@ -95,8 +95,7 @@ class PrivilegeListener:
             except asyncio.CancelledError:
                 self._down(STOPPING)
                 raise
-            except (TimeoutError, ListenerLost, asyncpg.PostgresError, asyncpg.InterfaceError,
-                    OSError) as exc:
+            except (ListenerLost, asyncpg.PostgresError, *OUTAGE_ERRORS) as exc:
                 self._down(describe_connect_error(exc) if not isinstance(exc, ListenerLost)
                            else str(exc))
             except Exception as exc:  # a bug must not stop privilege reloads for good

@@ -22,6 +22,21 @@ CONNECT_TIMEOUT_S = 10
 COMMAND_TIMEOUT_S = 60
 
 
+# Errors that mean "the database is away or the connection to it died" (a restart, a cut
+# connection, a network fault), as opposed to a bug. asyncpg raises InternalClientError
+# ("cannot switch to state …") when a connection is terminated in the middle of an operation.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for errors of a database or network that is away: worth a 503 or a retry with
+    backoff, not a traceback."""
+    return isinstance(exc, OUTAGE_ERRORS)
+
+
 class DatabaseUnavailable(Exception):
     """The database cannot be reached or started; the message says why, without secrets."""
 

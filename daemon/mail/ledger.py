@@ -41,9 +41,11 @@ class _Marks:
 
     sent: list[tuple[int, int]] = field(default_factory=list)
     unsent: list[tuple[int, int | None, str, float, bool, bool]] = field(default_factory=list)
+    # the relay accepted a mail after it could not be reached: bring its waiting mails forward
+    relay_back: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.sent or self.unsent)
+        return bool(self.sent or self.unsent or self.relay_back)
 
 
 class Ledger:
@@ -55,6 +57,8 @@ class Ledger:
         self.retry_base_s = retry_base_s
         self.retry_cap_s = retry_cap_s
         self._marks = _Marks()
+        # this instance saw the relay unreachable (a retry without any SMTP answer)
+        self._relay_unreachable = False
 
     def note(self, row: asyncpg.Record, outcome: Outcome) -> None:
         """Keep an answer for recording, and count it."""
@@ -62,7 +66,12 @@ class Ledger:
         if outcome.kind == "sent":
             self.metrics.mails_sent.inc()
             self._marks.sent.append((oid, outcome.code or 250))
+            if self._relay_unreachable:
+                self._relay_unreachable = False
+                self._marks.relay_back = True
             return
+        if outcome.kind == "retry" and outcome.code is None:
+            self._relay_unreachable = True
         if outcome.kind == "retry":
             self.metrics.mails_retried.inc()
             log.info("outbox %d: temporary failure (%s %s), will retry", oid, outcome.code or "-",
@@ -90,6 +99,8 @@ class Ledger:
         try:
             async with self.pool.acquire() as conn, (conn.transaction() if marks.sent and marks.unsent
                                                      else contextlib.nullcontext()):
+                if marks.relay_back:
+                    await outbox_q.retry_unreachable_now(conn)
                 # one statement (the usual case) is atomic by itself: no BEGIN/COMMIT round trips
                 if marks.sent:
                     await outbox_q.mark_sent(conn, marks.sent)
@@ -101,6 +112,7 @@ class Ledger:
             # keep them, ahead of anything newer, for the next try
             self._marks.sent[:0] = marks.sent
             self._marks.unsent[:0] = marks.unsent
+            self._marks.relay_back = self._marks.relay_back or marks.relay_back
             raise
         dropped = {m[0] for m in marks.unsent if not m[5]}
         failed = [r["id"] for r in changed if r["status"] == "failed"]

@@ -29,6 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from daemon.config import Config, SchedulerConfig, Settings
+from daemon.db.pool import OUTAGE_ERRORS
 from daemon.queries import scheduler as q
 
 log = logging.getLogger("portald.scheduler")
@@ -168,7 +169,7 @@ class MailScheduler:
                     c, days=cfg.cleanup_days))
             else:
                 raise ValueError(f"no such job: {name}")
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (asyncpg.PostgresError, *OUTAGE_ERRORS) as exc:
             # the next tick (or another instance) does it; nothing was recorded as done
             log.warning("scheduled job %s failed: %s: %s", name, exc.__class__.__name__, exc)
             return None

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from daemon.config import Config, Settings
-from daemon.db.pool import COMMAND_TIMEOUT_S, CONNECT_TIMEOUT_S
+from daemon.db.pool import COMMAND_TIMEOUT_S, CONNECT_TIMEOUT_S, is_outage
 from daemon.mail import fanout
 from daemon.mail.batch import Dropped, Prepared, prepare_batch
 from daemon.mail.identity import MailIdentity
@@ -53,6 +53,11 @@ STOP_GRACE_S = 5.0  # on stop, beyond one SMTP timeout, for the mail being sent 
 # answers are recorded at least this often within a batch (what a crash may send twice)
 RECORD_EVERY_MAILS = 10
 RECORD_EVERY_S = 1.0
+# releasing leases while the database is away: retried from this pause, doubling up to the
+# max, until this long before the lease ends
+RELEASE_RETRY_MIN_S = 0.1
+RELEASE_RETRY_MAX_S = 1.0
+RELEASE_MARGIN_S = 2.0
 
 
 def lease_s(cfg: Config) -> float:
@@ -63,13 +68,6 @@ def lease_s(cfg: Config) -> float:
 
 def instance_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def is_outage(exc: BaseException) -> bool:
-    """Errors of a database or network that is away (logged without a traceback)."""
-    return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError
-                      | asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError
-                      | asyncpg.AdminShutdownError | asyncpg.ConnectionDoesNotExistError)
 
 
 def backoff_s(failures: int) -> float:
@@ -282,7 +280,7 @@ class OutboxWorker:
             raise
         except Exception as exc:
             log.warning("outbox: cannot render a batch: %s", describe(exc), exc_info=not is_outage(exc))
-            await self._release(list(by_id))
+            await self._release(list(by_id), lease_until)
             await self._pause(ERROR_BACKOFF_MIN_S)
             return
         done: set[int] = set()
@@ -290,7 +288,7 @@ class OutboxWorker:
             await self._offer(prepared, by_id, done, cfg, smtp, lease_until)
         finally:
             await self.ledger.record_quietly()
-            await self._release([oid for oid in by_id if oid not in done])
+            await self._release([oid for oid in by_id if oid not in done], lease_until)
 
     async def _offer(self, prepared: list[Prepared | Dropped], by_id: dict[int, asyncpg.Record],
                      done: set[int], cfg: Config, smtp: SmtpBatch, lease_until: float) -> None:
@@ -331,13 +329,22 @@ class OutboxWorker:
             log.warning("outbox: cannot renew a lease: %s", describe(exc))
             return None
 
-    async def _release(self, ids: list[int]) -> None:
-        if not ids:
-            return
-        try:
-            await outbox_q.release_leases(self.pool, ids, instance=self.instance)
-        except Exception as exc:  # the lease expires by itself
-            log.info("outbox: cannot release leases (%s); they expire by themselves", describe(exc))
+    async def _release(self, ids: list[int], lease_until: float) -> None:
+        """Give rows not sent back at once. A database restart or a cut connection lasts well
+        under a second, so try again while the lease lasts: otherwise the whole batch waits out
+        the lease. Only while it lasts: after that another lane may hold them under a new one."""
+        delay = RELEASE_RETRY_MIN_S
+        while ids:
+            try:
+                await outbox_q.release_leases(self.pool, ids, instance=self.instance)
+                return
+            except Exception as exc:
+                if time.monotonic() + delay > lease_until - RELEASE_MARGIN_S:
+                    log.info("outbox: cannot release leases (%s); they expire by themselves",
+                             describe(exc))
+                    return
+            await asyncio.sleep(delay)
+            delay = min(RELEASE_RETRY_MAX_S, delay * 2)
 
 
 async def _close(smtp: SmtpBatch | None) -> None:

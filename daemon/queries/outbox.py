@@ -75,6 +75,10 @@ async def release_all_leases(conn: Conn, *, instance: str) -> None:
     await conn.execute(_SQL["release_all_leases"], instance)
 
 
+async def retry_unreachable_now(conn: Conn) -> None:
+    await conn.execute(_SQL["retry_unreachable_now"])
+
+
 async def next_due_in(conn: Conn) -> float | None:
     """Seconds until the next queued mail is due, None when none waits."""
     return await conn.fetchval(_SQL["next_due_in"])

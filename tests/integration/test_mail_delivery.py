@@ -361,3 +361,38 @@ async def test_database_restart_under_the_worker(private_pg, config, smtp_sink) 
         finally:
             await conn.close()
         assert not [t.get_name() for t in worker.tasks if t.done()]
+
+
+async def test_mails_waiting_on_an_unreachable_relay_go_out_when_it_answers_again(
+        conn, config, dsn, smtp_sink) -> None:
+    """Backoff is for a mail the relay refused; a relay that could not be reached at all is
+    another matter: once it accepts a mail again, the mails that waited only for it are due."""
+    s = await seed(conn, tickets=False)
+    tickets = [await new_ticket(conn, s["acme"], recipients=(s["admin"],)) for _ in range(3)]
+    await forget_mail(conn)
+    smtp_sink.stop()
+    cfg = with_settings(config, smtp={"timeout_s": 1})
+    # a backoff long enough that the mails would still wait when the test ends
+    async with running_worker(cfg, dsn, retry_base_s=600, retry_cap_s=600):
+        await conn.execute("INSERT INTO history_notes (ticket_id, body) "
+                           "SELECT t, 'while the relay is away' FROM unnest($1::bigint[]) t", tickets)
+        assert await wait_until(lambda: _waiting_on_relay(conn, 3), timeout=10)
+        waited = await conn.fetchval("SELECT min(next_attempt_at) FROM outbox WHERE status = 'queued'")
+        back = SmtpSink(port=smtp_sink.port)
+        back.start()
+        try:
+            # a new mail finds the relay answering again
+            await conn.execute("INSERT INTO history_notes (ticket_id, body) VALUES ($1, 'back')",
+                               tickets[0])
+            got = await back.wait_for_async(4, timeout=10)
+            assert await wait_until(lambda: all_sent(conn, 4))
+        finally:
+            back.stop()
+    assert len(got) == 4
+    # sent before the backoff they had been given would have let them
+    assert await conn.fetchval("SELECT max(sent_at) FROM outbox") < waited
+
+
+async def _waiting_on_relay(conn: asyncpg.Connection, n: int) -> bool:
+    return await conn.fetchval("SELECT count(*) FROM outbox WHERE status = 'queued' AND attempts > 0 "
+                               "AND last_code IS NULL") >= n

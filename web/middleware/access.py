@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
-import asyncpg
 from aiohttp import web
 
 from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES, Principal
 from daemon.appkeys import POOL, PRIVILEGES
+from daemon.db.pool import OUTAGE_ERRORS
 from web import sessions
 from web.context import PRINCIPAL, SESSION, settings
 from web.errors import ApiError, is_api
@@ -30,9 +30,6 @@ log = logging.getLogger("portald.auth")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Errors that mean "the database is down or restarting", as opposed to a bug.
-DATABASE_DOWN = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                 asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError)
 
 
 @dataclass(frozen=True)
@@ -140,7 +137,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     try:
         found = await resolve_principal(request)
-    except DATABASE_DOWN as exc:
+    except OUTAGE_ERRORS as exc:
         # not the user's fault and not a bug: say so, and let them retry
         log.warning("cannot check the session, database unavailable: %r", exc)
         raise ApiError(503, "the portal cannot reach its database; try again in a moment",

@@ -9,6 +9,7 @@ from html import escape
 
 from aiohttp import web
 
+from daemon.db.pool import OUTAGE_ERRORS
 from web.errors import ApiError, is_api
 
 log = logging.getLogger("portald.web")
@@ -40,6 +41,13 @@ async def error_middleware(request: web.Request,
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         return error_response(request, ApiError(exc.status, message, headers={
             k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "Location")}))
+    except OUTAGE_ERRORS as exc:
+        # the database went away under the request (a restart, a cut connection): not a bug,
+        # and the client may simply try again
+        log.warning("database unavailable serving %s %s: %r", request.method, request.path, exc)
+        return error_response(request, ApiError(
+            503, "the portal cannot reach its database; try again in a moment",
+            headers={"Retry-After": "5"}))
     except Exception:
         log.exception("unexpected error serving %s %s", request.method, request.path)
         return error_response(request, ApiError(500, "internal error; it has been logged"))

@@ -52,6 +52,12 @@ UPDATE outbox SET locked_until = NULL, locked_by = NULL
 UPDATE outbox SET locked_until = NULL, locked_by = NULL
  WHERE locked_by = $1 AND status = 'queued';
 
+-- The relay answers again after connection failures: mails that waited out a backoff only
+-- because it could not be reached (no SMTP answer recorded) are due now, not in minutes.
+-- name: retry_unreachable_now --
+UPDATE outbox SET next_attempt_at = now()
+ WHERE status = 'queued' AND attempts > 0 AND last_code IS NULL AND next_attempt_at > now();
+
 -- name: next_due_in --
 SELECT extract(epoch FROM next_attempt_at - now())::float8 FROM outbox
  WHERE status = 'queued' AND next_attempt_at > now()
