@@ -267,6 +267,8 @@ ROUTES: list[Route] = [
           access=ADMIN),
     Route("POST", r"/admin/employees/{id:\d+}/active", admin_employees.set_active,
           "admin_employee_active", access=ADMIN),
+    Route("POST", r"/admin/employees/{id:\d+}/web-access", admin_employees.set_web_access,
+          "admin_employee_web_access", access=ADMIN),
     Route("POST", r"/admin/employees/{id:\d+}/group", admin_employees.set_group,
           "admin_employee_group_set", access=ADMIN),
     Route("POST", r"/admin/employees/{id:\d+}/access", admin_employees.set_access,

@@ -38,7 +38,7 @@ async def _ticket(conn: asyncpg.Connection, ticket: str | int) -> asyncpg.Record
 
 def _who(p: Principal) -> dict[str, Any]:
     data: dict[str, Any] = {"username": p.username, "kind": p.kind, "group": p.group_name,
-                            "active": p.active}
+                            "active": p.active, "web_access": p.web_access}
     if p.is_customer:
         data["account_id"] = p.account_id
     else:
@@ -51,7 +51,7 @@ def _visibility_rule(p: Principal, t: asyncpg.Record, names: dict[int, str]) -> 
     """(rule id, sentence) naming the part of scope.tickets that decides for this ticket."""
     account = f'account "{t["account"]}"'
     if not p.active:
-        why = "deactivated" if p.is_customer else "inactive or without web access (no license seat)"
+        why = "deactivated" if p.is_customer else "inactive"
         return "inactive", f"the user is {why}: sees nothing"
     if p.is_customer:
         if p.account_id == t["account_id"]:

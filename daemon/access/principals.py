@@ -33,7 +33,7 @@ def employee_principal(row: asyncpg.Record | dict) -> Principal:
         display_name=row["full_name"], group_name=row["group_name"],
         privileges={r: level_name(row[r]) for r in EMPLOYEE_PRIVILEGES},
         all_accounts=row["all_accounts"], account_ids=frozenset(row["account_ids"] or ()),
-        active=row["active"] and row["web_access"],
+        active=row["active"], web_access=row["web_access"],
     )
 
 

@@ -64,7 +64,14 @@ class Principal:
     account_id: int | None = None  # customers: their one account
     all_accounts: bool = False  # employees
     account_ids: frozenset[int] = field(default_factory=frozenset)  # employees without all_accounts
+    # `active` is what counts for data and mail; `web_access` (employees) only for logging in:
+    # an active employee without web access still gets their mail (SPEC §4)
     active: bool = True
+    web_access: bool = True
+
+    @property
+    def may_log_in(self) -> bool:
+        return self.active and self.web_access
 
     @property
     def is_customer(self) -> bool:

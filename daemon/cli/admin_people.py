@@ -126,6 +126,15 @@ def add_employee(admin_sub: argparse._SubParsersAction) -> None:
                               + f'; {r["seats"]["summary"]}')
         p.add_argument("username", metavar="U")
 
+    p = leaf(group, "web-access", "portal login on or off (mail does not depend on it; on takes a "
+             "license seat)",
+             lambda c, a: employees.set_employee_web_access(
+                 c, actor=actor(), username=a.username, web_access=a.state == "on"),
+             lambda r, a: changed(r, "now ", "unchanged: ") + _render_employee(r)
+                          + f'; {r["seats"]["summary"]}')
+    p.add_argument("username", metavar="U")
+    p.add_argument("state", choices=("on", "off"), metavar="on|off")
+
     leaf(group, "list", "list employees and license seat usage",
          lambda c, a: employees.list_employees(c), _render_employees)
     _add_employee_settings(group)

@@ -58,6 +58,12 @@ async def set_active(conn: asyncpg.Connection, employee_id: int, active: bool) -
     await conn.execute("UPDATE employees SET active = $2 WHERE id = $1", employee_id, active)
 
 
+async def set_web_access(conn: asyncpg.Connection, employee_id: int, web_access: bool) -> None:
+    # web access takes a seat while active (the seat trigger refuses when none is free);
+    # taking it away ends the employee's sessions (trigger employees_end_sessions)
+    await conn.execute("UPDATE employees SET web_access = $2 WHERE id = $1", employee_id, web_access)
+
+
 async def set_password_hash(conn: asyncpg.Connection, employee_id: int, password_hash: str) -> None:
     await conn.execute("UPDATE employees SET password_hash = $2 WHERE id = $1",
                        employee_id, password_hash)

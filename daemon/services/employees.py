@@ -131,6 +131,24 @@ async def set_employee_active(conn: asyncpg.Connection, *, actor: str, username:
                 "seats": seats_dict(usage)}
 
 
+async def set_employee_web_access(conn: asyncpg.Connection, *, actor: str, username: str,
+                                  web_access: bool) -> dict[str, Any]:
+    """Portal login on or off. Mail does not depend on it: an active employee without web
+    access still gets their alerts (and takes no license seat)."""
+    async with change(conn):
+        row = await find_employee(conn, username, lock=True)
+        changed = row["web_access"] != web_access
+        if changed:
+            await employees_q.set_web_access(conn, row["id"], web_access)
+            await audit_q.record(conn, actor=actor, action="employee.web_access",
+                                 target=f"employee:{row['username']}",
+                                 before={"web_access": row["web_access"]},
+                                 after={"web_access": web_access})
+        usage = await licenses_q.usage(conn)
+        return {**_employee_dict(await employees_q.get(conn, row["id"])), "changed": changed,
+                "seats": seats_dict(usage)}
+
+
 async def set_employee_password(conn: asyncpg.Connection, *, actor: str, username: str,
                                 password: str) -> dict[str, Any]:
     return await set_password(conn, actor=actor, kind="employee", username=username,

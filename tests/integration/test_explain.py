@@ -76,10 +76,21 @@ async def test_customers_parts_follow_their_group(seeded) -> None:
 
 async def test_inactive_user_sees_nothing(seeded) -> None:
     conn, seed = seeded
-    await conn.execute("UPDATE employees SET web_access = false WHERE username = 'sub2'")
+    await conn.execute("UPDATE employees SET active = false WHERE username = 'sub2'")
     try:
         r = await explain(conn, "sub2", seed["t_globex_sub2"])
         assert r["visible"] is False and r["rule"] == "inactive"
+    finally:
+        await conn.execute("UPDATE employees SET active = true WHERE username = 'sub2'")
+
+
+async def test_without_web_access_the_scope_still_holds_for_mail(seeded) -> None:
+    conn, seed = seeded
+    await conn.execute("UPDATE employees SET web_access = false WHERE username = 'sub2'")
+    try:
+        r = await explain(conn, "sub2", seed["t_globex_sub2"])
+        assert r["visible"] is True and r["rule"] == "own_ticket"
+        assert r["user"]["web_access"] is False
     finally:
         await conn.execute("UPDATE employees SET web_access = true WHERE username = 'sub2'")
 

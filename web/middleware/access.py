@@ -106,9 +106,9 @@ async def resolve_principal(request: web.Request) -> tuple[Session, Principal] |
     if s is None:
         return None
     p = await request.app[PRIVILEGES].principal(s.kind, s.user_id, resolved.version)
-    if p is None or not p.active:
-        # Deactivation already deleted the row in the database; this covers any other way a
-        # principal stops existing or being allowed in between.
+    if p is None or not p.may_log_in:
+        # Deactivation (or web access taken away) already deleted the row in the database;
+        # this covers any other way a principal stops existing or being allowed in between.
         await sessions.end(pool, s)
         return None
     if resolved.stale:

@@ -145,6 +145,23 @@ async def set_active(request: web.Request) -> web.Response:
     return redirect(LIST if back_to_list else _page_of(employee), notice, request=request)
 
 
+async def set_web_access(request: web.Request) -> web.Response:
+    employee = await _employee(request)
+    form = await read_form(request)
+    web_access = form.get("web_access") == "on"
+    try:
+        async with connection(request) as conn:
+            result = await employees.set_employee_web_access(
+                conn, actor=actor(request), username=employee["username"], web_access=web_access)
+    except AdminError as exc:
+        return await _detail_page(request, status=422,
+                                  errors={f"web_access.{employee['username']}": str(exc)})
+    state = ("may log in to the portal" if result["web_access"]
+             else "has no web access any more (mail still reaches them); their sessions have ended")
+    notice = f'"{employee["username"]}" {state}. {result["seats"]["summary"]}.'
+    return redirect(_page_of(employee), notice, request=request)
+
+
 async def set_group(request: web.Request) -> web.Response:
     employee = await _employee(request)
     form = await read_form(request)
