@@ -30,7 +30,13 @@ class Metrics:
         self.mails_dropped = Counter("portald_mails_dropped",
                                      "mails not sent because their recipient may not get them "
                                      "(reason recorded on the outbox row)", registry=r)
+        # The queue lives in the database: each instance reports the whole queue (refreshed
+        # every few seconds by its mail worker), so any one instance's figure is the truth.
         self.outbox_queued = Gauge("portald_outbox_queued", "mails waiting in the outbox", registry=r)
+        self.outbox_leased = Gauge("portald_outbox_leased",
+                                   "queued mails leased to a sender right now", registry=r)
+        self.outbox_oldest_age = Gauge("portald_outbox_oldest_queued_age_seconds",
+                                       "age of the oldest mail still queued (0: none)", registry=r)
         self.logins = Counter("portald_logins", "login attempts", ["result"], registry=r)
 
     def render(self) -> bytes:

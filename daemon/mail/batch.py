@@ -34,6 +34,7 @@ class Prepared:
     outbox_id: int
     recipient: str  # envelope recipient
     data: bytes
+    ticket_number: str | None = None  # for the delivery log
 
 
 @dataclass(frozen=True)
@@ -89,4 +90,4 @@ async def _prepare(conn: asyncpg.Connection, r: Mapping[str, Any], p: Principal 
     except Exception as exc:  # a bug or odd data must not take the batch down with it
         log.exception("outbox row %d: cannot build the message", oid)
         return Dropped(oid, header_text(f"cannot build the message: {exc!r}", limit=ERROR_MAX_CHARS))
-    return Prepared(oid, address, data)
+    return Prepared(oid, address, data, ticket["number"] if ticket is not None else None)

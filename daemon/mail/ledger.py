@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from daemon.config import Settings
+from daemon.mail.batch import Prepared
 from daemon.mail.smtp import Outcome
 from daemon.metrics import Metrics
 from daemon.queries import outbox as outbox_q
 
 log = logging.getLogger("portald.outbox")
+delivery_log = logging.getLogger("portald.delivery")
+
+# as an MTA names them: accepted, to be tried again, refused for good
+_DELIVERY_STATUS = {"sent": "sent", "retry": "deferred", "failed": "bounced"}
 
 RETRY_BASE_S = 30.0  # first retry after about this long, doubling each time
 RETRY_CAP_S = 3600.0  # never wait longer than this between two attempts
@@ -48,6 +53,20 @@ class _Marks:
         return bool(self.sent or self.unsent or self.relay_back)
 
 
+def log_attempt(row: asyncpg.Record, mail: Prepared, outcome: Outcome, *, duration_s: float,
+                relay: str) -> None:
+    """One line per delivery attempt, `key=value` as an MTA writes it, so that `grep
+    outbox=42` or `grep status=deferred` in the journal finds it. The server's answer is
+    header_text already (one line, no controls); no credential is ever part of it."""
+    status = _DELIVERY_STATUS.get(outcome.kind, outcome.kind)
+    answer = outcome.text.replace("\\", "\\\\").replace('"', '\\"')
+    delivery_log.log(
+        logging.INFO if outcome.kind == "sent" else logging.WARNING,
+        'outbox=%d to=<%s> ticket=%s event=%s attempt=%d status=%s code=%s duration_s=%.3f '
+        'relay=%s answer="%s"', row["id"], mail.recipient, mail.ticket_number or "-",
+        row["event"], row["attempts"] + 1, status, outcome.code or "-", duration_s, relay, answer)
+
+
 class Ledger:
     def __init__(self, *, pool: asyncpg.Pool, settings: Settings, metrics: Metrics,
                  retry_base_s: float = RETRY_BASE_S, retry_cap_s: float = RETRY_CAP_S) -> None:
@@ -59,6 +78,12 @@ class Ledger:
         self._marks = _Marks()
         # this instance saw the relay unreachable (a retry without any SMTP answer)
         self._relay_unreachable = False
+
+    def attempted(self, row: asyncpg.Record, mail: Prepared, outcome: Outcome, *,
+                  duration_s: float, relay: str) -> None:
+        """One delivery attempt: its log line, then the answer kept for recording."""
+        log_attempt(row, mail, outcome, duration_s=duration_s, relay=relay)
+        self.note(row, outcome)
 
     def note(self, row: asyncpg.Record, outcome: Outcome) -> None:
         """Keep an answer for recording, and count it."""
@@ -74,10 +99,6 @@ class Ledger:
             self._relay_unreachable = True
         if outcome.kind == "retry":
             self.metrics.mails_retried.inc()
-            log.info("outbox %d: temporary failure (%s %s), will retry", oid, outcome.code or "-",
-                     outcome.text)
-        elif outcome.kind == "failed":
-            log.warning("outbox %d: refused for good: %s %s", oid, outcome.code or "-", outcome.text)
         delay = retry_delay_s(row["attempts"] + 1, base_s=self.retry_base_s,
                               cap_s=self.retry_cap_s) if outcome.kind == "retry" else 0.0
         self._marks.unsent.append((oid, outcome.code, outcome.text, delay,

@@ -57,6 +57,10 @@ class SmtpBatch:
         self._reconnects = 0
         self._check = False  # a kept connection: NOOP before the next mail
 
+    @property
+    def relay(self) -> str:
+        return f"{self._cfg.host}:{self._cfg.port}"
+
     def keep_for(self, cfg: SmtpConfig, envelope_from: str) -> bool:
         """Ready this connection for another batch; False if it cannot serve it (the server
         was down in this batch, no connection is open, or the settings changed)."""

@@ -199,7 +199,10 @@ class OutboxWorker:
         now = time.monotonic()
         if now - self._gauge_at >= QUEUE_GAUGE_INTERVAL_S:
             self._gauge_at = now
-            self.metrics.outbox_queued.set(await outbox_q.queued_count(conn))
+            state = await outbox_q.queue_state(conn)
+            self.metrics.outbox_queued.set(state["queued"])
+            self.metrics.outbox_leased.set(state["leased"])
+            self.metrics.outbox_oldest_age.set(state["oldest_age_s"])
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -314,7 +317,10 @@ class OutboxWorker:
                     continue  # someone else has it now
             if not await self.limiter.wait(self._stopping):
                 break
-            self.ledger.note(by_id[item.outbox_id], await smtp.send(item))
+            started = time.monotonic()
+            outcome = await smtp.send(item)
+            self.ledger.attempted(by_id[item.outbox_id], item, outcome,
+                                  duration_s=time.monotonic() - started, relay=smtp.relay)
             done.add(item.outbox_id)
             unrecorded += 1
             # Record as we go: a crash re-sends only what was accepted and not recorded.

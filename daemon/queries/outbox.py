@@ -84,5 +84,7 @@ async def next_due_in(conn: Conn) -> float | None:
     return await conn.fetchval(_SQL["next_due_in"])
 
 
-async def queued_count(conn: Conn) -> int:
-    return await conn.fetchval(_SQL["queued_count"])
+async def queue_state(conn: Conn) -> asyncpg.Record:
+    """The queue as a whole: mails queued, how many of them are leased to a sender now, and
+    the age in seconds of the oldest (0 when none)."""
+    return await conn.fetchrow(_SQL["queue_state"])

@@ -63,5 +63,9 @@ SELECT extract(epoch FROM next_attempt_at - now())::float8 FROM outbox
  WHERE status = 'queued' AND next_attempt_at > now()
  ORDER BY next_attempt_at LIMIT 1;
 
--- name: queued_count --
-SELECT count(*) FROM outbox WHERE status = 'queued';
+-- name: queue_state --
+-- the whole queue, whichever instance holds what: every instance reports the same figures
+SELECT count(*) AS queued,
+       count(*) FILTER (WHERE locked_until > now()) AS leased,
+       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_s
+  FROM outbox WHERE status = 'queued';
