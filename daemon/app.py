@@ -1,6 +1,7 @@
 """Builds the aiohttp Application: its resources in `cleanup_ctx`, in dependency order
-(database pool → privilege cache → listener → outbox worker → scheduler), and the web layer
-it is handed (web.routes.setup_web: the daemon itself never imports the web package)."""
+(database pool → privilege cache → listener → outbox worker → scheduler → inbound SMTP), and
+the web layer it is handed (web.routes.setup_web: the daemon itself never imports the web
+package)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import asyncpg
 from aiohttp import web
@@ -16,7 +18,9 @@ from daemon.access.cache import PrivilegeCache
 from daemon.access.listener import START_WAIT_S, PrivilegeListener
 from daemon.appkeys import (
     BACKGROUND,
+    CAUGHT_MAIL,
     DSN,
+    INBOUND,
     LISTENER,
     METRICS,
     OUTBOX,
@@ -27,6 +31,7 @@ from daemon.appkeys import (
 )
 from daemon.config import Config, Settings
 from daemon.db.pool import DatabaseUnavailable, create_pool, describe_connect_error
+from daemon.mail.inbound import InboundServer
 from daemon.mail.scheduler import MailScheduler
 from daemon.mail.worker import OutboxWorker, create_mail_pool
 from daemon.metrics import Metrics
@@ -39,10 +44,12 @@ SetupWeb = Callable[[web.Application], None]
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
 
 
-def build_app(cfg: Config, dsn: str, *, setup_web: SetupWeb, background: bool = True) -> web.Application:
+def build_app(cfg: Config, dsn: str, *, setup_web: SetupWeb, background: bool = True,
+              caught_mail: Path | None = None) -> web.Application:
     """The whole daemon as one Application. `setup_web` adds the routes, middlewares and
     templates of the portal. `background=False` leaves out the mail worker and the scheduler
-    (tests of the portal alone)."""
+    (tests of the portal alone). `caught_mail`: demo mode, the folder of the mail catcher
+    (the portal then shows its mails to administrators)."""
     app = web.Application(client_max_size=cfg.http.upload_max_mb * 1024 * 1024 + UPLOAD_OVERHEAD_BYTES)
     app[SETTINGS] = Settings(cfg)
     app[DSN] = dsn
@@ -54,6 +61,11 @@ def build_app(cfg: Config, dsn: str, *, setup_web: SetupWeb, background: bool = 
     if background:
         # the scheduler only enqueues; the outbox worker (fan-out and senders) delivers
         app.cleanup_ctx.extend([outbox_ctx, scheduler_ctx])
+    if cfg.inbound.enabled:
+        # replies are the portal's input as much as its forms are: on with or without the worker
+        app.cleanup_ctx.append(inbound_ctx)
+    if caught_mail is not None:
+        app[CAUGHT_MAIL] = caught_mail
     setup_web(app)
     return app
 
@@ -122,3 +134,15 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await sched.stop()
+
+
+async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The SMTP listener for replies by mail; stopped first, so a reply being stored finishes
+    while the pool is still there."""
+    server = InboundServer(pool=app[POOL], settings=app[SETTINGS], metrics=app[METRICS])
+    app[INBOUND] = server
+    app[BACKGROUND].append(await server.start())
+    try:
+        yield
+    finally:
+        await server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import asyncpg
 from aiohttp import web
@@ -10,6 +11,7 @@ from aiohttp import web
 from daemon.access.cache import PrivilegeCache
 from daemon.access.listener import PrivilegeListener
 from daemon.config import Settings
+from daemon.mail.inbound import InboundServer
 from daemon.mail.scheduler import MailScheduler
 from daemon.mail.worker import OutboxWorker
 from daemon.metrics import Metrics
@@ -26,3 +28,6 @@ LISTENER = web.AppKey("listener", PrivilegeListener)
 # the mail worker (fan-out, outbox senders) and the scheduler of reminders and digests
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 SCHEDULER = web.AppKey("scheduler", MailScheduler)
+# replies by mail ([inbound] enabled), and in demo mode the folder the mail catcher fills
+INBOUND = web.AppKey("inbound", InboundServer)
+CAUGHT_MAIL = web.AppKey("caught_mail", Path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,9 +30,13 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from daemon.mail.reply_token import MAX_LOCAL_CHARS
+
 DEFAULT_CONFIG_PATH = Path("config.toml")
 ENV_PREFIX = "PORTALD_"
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"  # set by systemd for LoadCredential=
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*/=?^_`{|}~-]+)*\Z")
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\Z")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -147,6 +152,17 @@ class StateConfig(Section):
     dir: Str = "var"
 
 
+class InboundConfig(Section):
+    """Reply by mail (SPEC §4): an SMTP listener the MTA relays `reply_address`'s domain to."""
+
+    model_config = SettingsConfigDict(env_prefix="PORTALD_INBOUND_")
+    name: ClassVar[str] = "inbound"
+    enabled: Bool = False
+    host: Str = "127.0.0.1"
+    port: Int = 2525
+    reply_address: Str = "portald-reply@localhost"  # local part + token @ domain
+
+
 class LogConfig(Section):
     model_config = SettingsConfigDict(env_prefix="PORTALD_LOG_")
     name: ClassVar[str] = "log"
@@ -154,7 +170,7 @@ class LogConfig(Section):
 
 
 SECTIONS: tuple[type[Section], ...] = (DatabaseConfig, HttpConfig, SmtpConfig, MailConfig,
-                                       SchedulerConfig, StateConfig, LogConfig)
+                                       SchedulerConfig, StateConfig, InboundConfig, LogConfig)
 
 
 class Config(BaseModel):
@@ -166,6 +182,7 @@ class Config(BaseModel):
     mail: MailConfig
     scheduler: SchedulerConfig
     state: StateConfig
+    inbound: InboundConfig
     log: LogConfig
     path: Path | None = None
 
@@ -285,6 +302,25 @@ def load_config(path: Path | str | None = None, *, environ: Mapping[str, str] | 
 # -- checks ------------------------------------------------------------------------------------
 
 
+def _inbound_problems(i: InboundConfig) -> list[str]:
+    problems = []
+    if not 1 <= i.port <= 65535:
+        problems.append(f"inbound.port: must be between 1 and 65535 (got {i.port})")
+    if not i.host:
+        problems.append("inbound.host: must not be empty")
+    local, at, domain = i.reply_address.rpartition("@")
+    if not at or not _LOCAL_PART.match(local) or not _DOMAIN.match(domain):
+        problems.append("inbound.reply_address: must be an address such as "
+                        f"'portald-reply@reply.example.com', without '+' (got {i.reply_address!r})")
+    elif len(local) > MAX_LOCAL_CHARS:
+        # the token follows the local part, and a local part may have at most 64 characters
+        problems.append(f"inbound.reply_address: the part before '@' may have at most "
+                        f"{MAX_LOCAL_CHARS} characters, so that '+' and the token fit in 64 "
+                        f"(got {len(local)})")
+    return problems
+
+
+
 def _problems(cfg: Config) -> list[str]:
     """What is wrong with values of the right type: ranges, forms, and keys that go together."""
     problems: list[str] = []
@@ -328,6 +364,7 @@ def _problems(cfg: Config) -> list[str]:
         check(d.dsn.startswith(("postgresql://", "postgres://")),
               "database.dsn: must be a postgresql:// URL or empty for the embedded server")
     check(bool(cfg.state.dir), "state.dir: must not be empty")
+    problems += _inbound_problems(cfg.inbound)
     check(cfg.log.level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
           f"log.level: must be DEBUG, INFO, WARNING or ERROR (got {cfg.log.level!r})")
     return problems

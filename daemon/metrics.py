@@ -38,6 +38,9 @@ class Metrics:
         self.outbox_oldest_age = Gauge("portald_outbox_oldest_queued_age_seconds",
                                        "age of the oldest mail still queued (0: none)", registry=r)
         self.logins = Counter("portald_logins", "login attempts", ["result"], registry=r)
+        # result: accepted or refused; reason: stored, duplicate, or why it was refused
+        self.inbound_replies = Counter("portald_inbound_replies", "replies by mail",
+                                       ["result", "reason"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

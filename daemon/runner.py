@@ -17,6 +17,7 @@ from daemon.config import Config, ConfigError, load_config
 from daemon.db import migrations
 from daemon.db.pool import connection, locate_database
 from daemon.logs import set_level
+from daemon.mail.inbound import InboundError
 from daemon.notify import SystemdNotifier, watchdog_interval_s
 from daemon.queries import health
 
@@ -51,7 +52,8 @@ async def serve(cfg: Config, *, setup_web: SetupWeb, config_path: Path | None = 
                 return 1
             log.info("mail catcher listening on %s:%d, storing mail in %s",
                      cfg.smtp.host, cfg.smtp.port, catcher.directory)
-        app = build_app(cfg, location.dsn, setup_web=setup_web)
+        app = build_app(cfg, location.dsn, setup_web=setup_web,
+                        caught_mail=catcher.directory if catcher is not None else None)
         return await _serve_app(app, cfg, notifier, config_path)
     finally:
         if catcher is not None:
@@ -65,7 +67,12 @@ async def _serve_app(app: web.Application, cfg: Config, notifier: SystemdNotifie
     stop = asyncio.Event()
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=SHUTDOWN_GRACE_S)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except InboundError as exc:
+        log.error("%s (is another portald running? set [inbound] port)", exc)
+        await runner.cleanup()  # what had started stops again
+        return 1
     exit_code = 0
     try:
         site = web.TCPSite(runner, cfg.http.host, cfg.http.port, reuse_address=True)
@@ -124,12 +131,13 @@ async def _reload(app: web.Application, notifier: SystemdNotifier, config_path: 
         notifier.ready()
         return
     old = app[SETTINGS].current
-    for section in ("database", "http", "state"):
+    for section in ("database", "http", "state", "inbound"):
         if getattr(old, section) != getattr(new, section):
             log.warning("[%s] changed: takes effect at the next restart", section)
-    # [database], [http] and [state] need a restart; the rest is read at each use.
+    # [database], [http], [state] and [inbound] (a listening socket, and the reply addresses
+    # it answers to) need a restart; the rest is read at each use.
     app[SETTINGS].current = new.model_copy(update={"database": old.database, "http": old.http,
-                                                   "state": old.state})
+                                                   "state": old.state, "inbound": old.inbound})
     set_level(new.log.level)
     app[SETTINGS].reloaded.set()
     app[SETTINGS].reloaded.clear()

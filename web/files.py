@@ -3,9 +3,6 @@ files always sent as attachments (never rendered inline by the browser)."""
 
 from __future__ import annotations
 
-import mimetypes
-import re
-import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -13,12 +10,10 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from daemon.appkeys import SETTINGS
+from daemon.files import safe_content_type, safe_filename
 from web.errors import ApiError
 
 CHUNK_BYTES = 64 * 1024
-MAX_NAME_CHARS = 200
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
-_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 
 
 @dataclass(frozen=True)
@@ -27,25 +22,6 @@ class Upload:
     content_type: str
     data: bytes
     fields: dict[str, str]
-
-
-def safe_filename(name: str | None) -> str:
-    """A name that is only a name: no directories, no control characters, not empty."""
-    name = unicodedata.normalize("NFC", name or "")
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = _UNSAFE.sub("_", name).strip(" .")
-    if len(name) > MAX_NAME_CHARS:
-        stem, dot, ext = name.rpartition(".")
-        name = (stem[: MAX_NAME_CHARS - len(ext) - 1] + dot + ext) if dot and len(ext) < 16 else name[:MAX_NAME_CHARS]
-    return name or "file"
-
-
-def safe_content_type(declared: str | None, filename: str) -> str:
-    guessed = mimetypes.guess_type(filename)[0]
-    for candidate in (guessed, (declared or "").split(";")[0].strip().lower()):
-        if candidate and _TYPE.match(candidate):
-            return candidate
-    return "application/octet-stream"
 
 
 def max_upload_bytes(request: web.Request) -> int:

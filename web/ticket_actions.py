@@ -17,7 +17,7 @@ are checked before anything is authorised. Results are plain dicts ready for JSO
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -25,13 +25,13 @@ from aiohttp import web
 
 from daemon.access.scope import Principal
 from daemon.appkeys import POOL
-from daemon.db.pool import user_error
 from daemon.formatting import plain
 from daemon.queries import audit
 from daemon.queries import tickets as q
+from daemon.services import tickets as tickets_service
 from web.context import actor_of
 from web.errors import ApiError, not_found
-from web.files import read_upload
+from web.files import max_upload_bytes, read_upload
 from web.schemas import NewCharge, NewEmail, NewTicket, TicketChanges, encode_cursor
 from web.ticket_json import (
     attachment_json,
@@ -52,12 +52,18 @@ ANY_EMPLOYEE = ("ticket_scope", "own")
 def require(p: Principal, *, customer: tuple[str, str] | None, employee: tuple[str, str] | None,
             what: str) -> None:
     """403 unless `p` has the action's privilege (None: that kind of user never may)."""
-    need = customer if p.is_customer else employee
-    if need is None:
-        raise ApiError(403, f"{'customers' if p.is_customer else 'employees'} cannot {what}")
-    if not p.can(*need):
-        group = "privilege group" if p.is_customer else "employee group"
-        raise ApiError(403, f"your {group} does not allow this ({need[0]})")
+    with refusals():
+        tickets_service.require(p, customer=customer, employee=employee, what=what)
+
+
+@contextlib.contextmanager
+def refusals() -> Iterator[None]:
+    """A refusal of the shared ticket actions (daemon/services/tickets.py) as the portal's
+    error: the same status, message and field."""
+    try:
+        yield
+    except tickets_service.Refused as exc:
+        raise ApiError(exc.status, exc.message, field=exc.field) from None
 
 
 def _refuse_field(field: str, why: str) -> ApiError:
@@ -80,18 +86,11 @@ def _field_privilege(p: Principal, field: str, *, customer: tuple[str, str] | No
 
 @contextlib.asynccontextmanager
 async def transaction(pool: asyncpg.Pool, p: Principal) -> AsyncIterator[asyncpg.Connection]:
-    """One connection and one transaction for an action by `p`, who is named as its actor so
-    that the mail triggers leave the author out of mail about their own change. A refusal
-    from the database (a check, a trigger) that validation missed is the user's 422, never a 500."""
-    async with pool.acquire() as conn:
-        try:
-            async with conn.transaction():
-                await q.declare_actor(conn, p)
-                yield conn
-        except (asyncpg.IntegrityConstraintViolationError, asyncpg.RaiseError,
-                asyncpg.DataError) as exc:
-            message = user_error(exc) if isinstance(exc, asyncpg.PostgresError) else None
-            raise ApiError(422, message or "the database refused this value") from None
+    """The shared transaction of an action by `p` (daemon/services/tickets.py: `p` named as
+    its actor, the database's refusals a 422)."""
+    with refusals():
+        async with tickets_service.transaction(pool, p) as conn:
+            yield conn
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -253,7 +252,7 @@ async def close_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int,
         if current["status"] == "closed":
             raise ApiError(409, "the ticket is already closed")
         if note:
-            await q.add_note(conn, p, ticket_id, note)
+            await tickets_service.add_note(conn, p, ticket_id, note)
         row = await q.change_ticket(conn, p, ticket_id, {"status": "closed"})
     if row is None:
         raise not_found()
@@ -264,11 +263,10 @@ async def close_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int,
 
 
 async def add_note(pool: asyncpg.Pool, p: Principal, ticket_id: int, body: str) -> dict[str, Any]:
+    # the one path of a note, which reply by mail takes too (daemon/services/tickets.py)
     require(p, customer=("history_notes", "on"), employee=("add_notes", "on"), what="add notes")
-    async with transaction(pool, p) as conn:
-        row = await q.add_note(conn, p, ticket_id, body)
-    if row is None:
-        raise not_found()
+    async with transaction(pool, p) as conn:  # its Refused is the portal's error (refusals)
+        row = await tickets_service.add_note(conn, p, ticket_id, body)
     return {"id": row["id"], "body": row["body"], "created_at": plain(row["created_at"]),
             "author": p.display_name, "author_kind": p.kind}
 
@@ -341,11 +339,9 @@ async def upload_attachment(request: web.Request, p: Principal, ticket_id: int) 
         public = f.boolean("public", default=False)
     f.finish()
     async with transaction(pool, p) as conn:
-        row = await q.add_attachment(conn, p, ticket_id, filename=upload.filename,
-                                     content_type=upload.content_type, data=upload.data,
-                                     is_public=public)
-    if row is None:
-        raise not_found()
+        row = await tickets_service.add_attachment(
+            conn, p, ticket_id, filename=upload.filename, content_type=upload.content_type,
+            data=upload.data, public=public, max_bytes=max_upload_bytes(request))
     return attachment_json({**dict(row), "uploaded_by": p.display_name})
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from daemon.cli import admin_groups, admin_people, explain
 from daemon.cli.common import actor, area, leaf, table
-from daemon.services import accounts, licenses, outbox
+from daemon.services import accounts, licenses, outbox, reply_keys
 
 
 def _add_account(admin_sub: argparse._SubParsersAction) -> None:
@@ -68,6 +68,30 @@ def _add_outbox(admin_sub: argparse._SubParsersAction) -> None:
     p.add_argument("id", metavar="ID", type=int)
 
 
+def _render_rotation(r: dict[str, Any], a: argparse.Namespace) -> str:
+    text = f'reply key {r["key"]} signs from now on'
+    if r["previous"] is None:
+        return text
+    if not a.grace_hours:
+        return text + f'; key {r["previous"]} no longer verifies'
+    return text + f'; key {r["previous"]} still verifies until {r["previous_valid_until"]}'
+
+
+def _add_inbound(admin_sub: argparse._SubParsersAction) -> None:
+    group = area(admin_sub, "inbound", "replies by mail: the keys that sign reply addresses")
+    p = leaf(group, "rotate-key", "sign reply addresses with a new key from now on",
+             lambda c, a: reply_keys.rotate_key(c, actor=actor(), grace_hours=a.grace_hours),
+             _render_rotation)
+    p.add_argument("--grace-hours", type=float, default=reply_keys.DEFAULT_GRACE_HOURS, metavar="H",
+                   help="how long addresses signed by the previous key still verify "
+                        f"(default {reply_keys.DEFAULT_GRACE_HOURS:g}; 0: not at all)")
+    leaf(group, "keys", "list the reply keys (never their secrets)",
+         lambda c, a: reply_keys.list_keys(c),
+         lambda r, a: table(("key", "state", "created", "verifies until"),
+                            [(x["id"], x["state"], x["created_at"], x["retires_at"] or "-")
+                             for x in r]))
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("admin", help="what an administrator does (accounts, groups, users, licenses, mail)")
     admin_sub = p.add_subparsers(dest="admin_area", required=True, metavar="AREA")
@@ -78,4 +102,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     admin_groups.add_employee_group(admin_sub)
     _add_license(admin_sub)
     _add_outbox(admin_sub)
+    _add_inbound(admin_sub)
     explain.add_parser(admin_sub)

@@ -9,6 +9,7 @@ from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 from daemon.config import Config
+from daemon.mail.reply_token import ReplyAddress
 
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 
@@ -21,14 +22,17 @@ class MailIdentity:
     from_header: str  # as configured, e.g. "portald <portald@example.com>"
     from_addr: str  # the bare address: envelope sender, and never a recipient
     host: str  # right-hand side of Message-IDs and thread ids
+    # with [inbound] enabled: where replies go (each mail's Reply-To carries its own token)
+    reply_address: ReplyAddress | None = None
 
     @classmethod
     def from_config(cls, cfg: Config) -> MailIdentity:
         host = urlsplit(cfg.http.public_url).hostname or "localhost"
         if not _DOT_ATOM.match(host):  # e.g. an IPv6 literal: not valid in a msg-id
             host = "localhost"
+        reply = ReplyAddress.parse(cfg.inbound.reply_address) if cfg.inbound.enabled else None
         return cls(public_url=cfg.http.public_url.rstrip("/"), from_header=cfg.smtp.from_,
-                   from_addr=parseaddr(cfg.smtp.from_)[1], host=host)
+                   from_addr=parseaddr(cfg.smtp.from_)[1], host=host, reply_address=reply)
 
     def is_own_address(self, address: str) -> bool:
         return address.strip().lower() == self.from_addr.lower()

@@ -61,14 +61,14 @@ def _to_header(recipient: Principal, address: str) -> Any:
 def build_message(row: Mapping[str, Any], *, identity: MailIdentity, recipient: Principal,
                   address: str, ticket: Mapping[str, Any] | None,
                   child: Mapping[str, Any] | None = None,
-                  digest: Sequence[Mapping[str, Any]] = ()) -> EmailMessage:
+                  digest: Sequence[Mapping[str, Any]] = (), reply_to: str | None = None) -> EmailMessage:
     """One mail as an EmailMessage. Every header value from data goes through header_text.
     (The sender uses message_bytes, which writes the same bytes faster.)"""
     subject, text, html = render_mail(row, identity=identity, recipient=recipient, ticket=ticket,
                                   child=child, digest=digest)
     msg = EmailMessage(policy=MESSAGE_POLICY)
     for name, value in _headers(row, identity=identity, subject=subject,
-                                to=_to_header(recipient, address)):
+                                to=_to_header(recipient, address), child=child, reply_to=reply_to):
         msg[name] = value
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
@@ -79,18 +79,29 @@ def build_message(row: Mapping[str, Any], *, identity: MailIdentity, recipient: 
 
 
 def _headers(row: Mapping[str, Any], *, identity: MailIdentity, subject: str,
-             to: Any) -> list[tuple[str, Any]]:
-    """The top headers of a mail, in order, before the MIME ones."""
+             to: Any, child: Mapping[str, Any] | None = None,
+             reply_to: str | None = None) -> list[tuple[str, Any]]:
+    """The top headers of a mail, in order, before the MIME ones. `reply_to`: the signed
+    reply address of this recipient and ticket (daemon/mail/reply_token.py)."""
     headers: list[tuple[str, Any]] = [
         ("Subject", subject),
         ("From", _constant_header("From", identity.from_header)),
         ("To", to),
+    ]
+    if reply_to is not None:
+        headers.append(("Reply-To", reply_to))
+    headers += [
         ("Date", row["created_at"]),  # a datetime: the header takes it without parsing text
         ("Message-ID", header_text(row["message_id"])),
     ]
     if row["ticket_id"] is not None:
         root = thread_id(row["ticket_id"], identity.host)
-        headers += [("In-Reply-To", root), ("References", root)]
+        # a note that came by mail answers that mail: the thread goes on from it
+        reply = (child or {}).get("message_id") if row["event"] == "note" else None
+        if reply and _PLAIN_MSG_ID.match(reply):
+            headers += [("In-Reply-To", reply), ("References", f"{root} {reply}")]
+        else:
+            headers += [("In-Reply-To", root), ("References", root)]
     # RFC 3834; Precedence and X-Auto-Response-Suppress keep older autoresponders (vacation
     # scripts, Exchange out-of-office) from answering, which Auto-Submitted alone does not.
     headers += [("Auto-Submitted", _constant_header("Auto-Submitted", "auto-generated")),
@@ -191,7 +202,7 @@ def _encode_body(text: str) -> tuple[str, bytes]:
 def message_bytes(row: Mapping[str, Any], *, identity: MailIdentity, recipient: Principal,
                   address: str, ticket: Mapping[str, Any] | None,
                   child: Mapping[str, Any] | None = None,
-                  digest: Sequence[Mapping[str, Any]] = ()) -> bytes:
+                  digest: Sequence[Mapping[str, Any]] = (), reply_to: str | None = None) -> bytes:
     """The mail build_message makes, as the bytes `as_bytes(policy=MESSAGE_POLICY)` gives, at
     a fraction of the cost."""
     subject, text, html = render_mail(row, identity=identity, recipient=recipient, ticket=ticket,
@@ -203,7 +214,8 @@ def message_bytes(row: Mapping[str, Any], *, identity: MailIdentity, recipient: 
         to_line = _plain("To", f"{display_name} <{address}>")
     out = [to_line if name == "To" and to_line is not None else _header_bytes(name, value)
            for name, value in _headers(row, identity=identity, subject=subject,
-                                       to=None if to_line else _to_header(recipient, address))]
+                                       to=None if to_line else _to_header(recipient, address),
+                                       child=child, reply_to=reply_to)]
     boundary = _new_boundary().encode("ascii")
     out.append(b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary="%s"\r\n\r\n'
                % boundary)

@@ -26,7 +26,7 @@ _CONTENT: dict[str, tuple[str, str]] = {
            LEFT JOIN employees ae ON ae.id = t.assigned_to""",
     ),
     "history_notes": (
-        """c.id, c.ticket_id, c.body, c.created_at,
+        """c.id, c.ticket_id, c.body, c.created_at, c.message_id,
            coalesce(ce.full_name, nullif(cw.full_name, ''), cw.username) AS author_name""",
         """history_notes c JOIN tickets t ON t.id = c.ticket_id
            LEFT JOIN employees ce ON ce.id = c.author_employee_id

@@ -196,15 +196,24 @@ async def list_notes(conn: Conn, p: Principal, ticket_id: int) -> list[asyncpg.R
              ORDER BY c.id""", *params.values)
 
 
-async def add_note(conn: Conn, p: Principal, ticket_id: int, body: str) -> asyncpg.Record | None:
-    params = Params(ticket_id, body, p.id if p.is_employee else None, p.id if p.is_customer else None)
+async def add_note(conn: Conn, p: Principal, ticket_id: int, body: str, *,
+                   message_id: str | None = None) -> asyncpg.Record | None:
+    params = Params(ticket_id, body, p.id if p.is_employee else None, p.id if p.is_customer else None,
+                    message_id)
     row = await conn.fetchrow(
-        f"""INSERT INTO history_notes (ticket_id, body, author_employee_id, author_webuser_id)
-            SELECT t.id, $2, $3, $4 FROM tickets t WHERE t.id = $1 AND {scope.tickets(p, params)}
+        f"""INSERT INTO history_notes (ticket_id, body, author_employee_id, author_webuser_id,
+                                       message_id)
+            SELECT t.id, $2, $3, $4, $5 FROM tickets t WHERE t.id = $1 AND {scope.tickets(p, params)}
             RETURNING id, body, created_at""", *params.values)
     if row:
         await conn.execute("UPDATE tickets SET updated_at = now() WHERE id = $1", ticket_id)
     return row
+
+
+async def note_from_mail(conn: Conn, ticket_id: int, message_id: str) -> int | None:
+    """The note a mail with this Message-ID already became on this ticket (a redelivery)."""
+    return await conn.fetchval(
+        "SELECT id FROM history_notes WHERE ticket_id = $1 AND message_id = $2", ticket_id, message_id)
 
 
 async def list_charges(conn: Conn, p: Principal, ticket_id: int) -> list[asyncpg.Record]:

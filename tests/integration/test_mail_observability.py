@@ -62,7 +62,7 @@ async def _logged(path: Path, count: int) -> bool:
     return len(delivery_lines(await asyncio.to_thread(path.read_text))) >= count
 
 
-async def test_queue_gauges_on_metrics_count_the_whole_queue(aiohttp_client, config, dsn, conn) -> None:
+async def test_queue_gauges_on_metrics_count_the_whole_queue(dsn, config, conn, aiohttp_client) -> None:
     s = await seed(conn, tickets=False)
     await forget_mail(conn)
     ticket = await new_ticket(conn, s["acme"])
