@@ -28,7 +28,7 @@ from daemon.queries import audit
 from daemon.queries import reply_keys as keys_q
 from daemon.queries import tickets as tickets_q
 from daemon.services import tickets as tickets_service
-from daemon.services.tickets import Refused
+from daemon.services.tickets import AlreadyStored, Refused
 
 log = logging.getLogger("portald.inbound")
 
@@ -57,6 +57,7 @@ class Target:
     employee_id: int
     ticket_id: int
     username: str
+    principal: Principal | None = None  # as the RCPT check found them
 
 
 @dataclass
@@ -106,25 +107,26 @@ class Replies:
         if token is None:
             raise Refusal("not_reply_address", "no such reply address", status="5.1.1")
         claim = read(token)
-        keys = await keys_q.verifying(self.pool)
-        key = signing_key(claim, [ReplyKey(r["id"], bytes(r["secret"])) for r in keys]) if claim else None
-        if claim is None or key is None:
-            raise Refusal("bad_token", "unknown or tampered reply address", status="5.1.1")
-        if not next(r["valid"] for r in keys if r["id"] == key.id):
-            raise Refusal("key_expired", "this reply address has expired; answer a newer mail "
-                          "or use the portal", status="5.1.1")
-        found = await load_principal(self.pool, "employee", claim.employee_id)
-        target = Target(claim.employee_id, claim.ticket_id,
-                        found.username if found else f"#{claim.employee_id}")
-        try:
-            p = may_reply(found)
-            if not await tickets_q.ticket_in_scope(self.pool, p, claim.ticket_id):
-                raise Refusal("not_in_scope",
-                              f"the ticket is not (or no longer) in your scope; {NOTHING_ADDED}")
-        except Refusal as refusal:
-            refusal.who = target
-            raise
-        return target
+        async with self.pool.acquire() as conn:  # one connection for the three questions
+            keys = await keys_q.verifying(conn)
+            key = signing_key(claim, [ReplyKey(r["id"], bytes(r["secret"])) for r in keys]) if claim else None
+            if claim is None or key is None:
+                raise Refusal("bad_token", "unknown or tampered reply address", status="5.1.1")
+            if not next(r["valid"] for r in keys if r["id"] == key.id):
+                raise Refusal("key_expired", "this reply address has expired; answer a newer mail "
+                              "or use the portal", status="5.1.1")
+            found = await load_principal(conn, "employee", claim.employee_id)
+            target = Target(claim.employee_id, claim.ticket_id,
+                            found.username if found else f"#{claim.employee_id}")
+            try:
+                p = may_reply(found)
+                if not await tickets_q.ticket_in_scope(conn, p, claim.ticket_id):
+                    raise Refusal("not_in_scope",
+                                  f"the ticket is not (or no longer) in your scope; {NOTHING_ADDED}")
+            except Refusal as refusal:
+                refusal.who = target
+                raise
+        return Target(p.id, claim.ticket_id, p.username, p)
 
     async def store(self, ctx: Context, reply: Reply) -> str:
         """The reply as a note (and files) by the target employee; the SMTP answer."""
@@ -135,21 +137,31 @@ class Replies:
         if not reply.text and not reply.files:
             raise Refusal("empty", f"the reply has no new text and no file; {NOTHING_ADDED}",
                           status="5.6.0")
-        p = may_reply(await load_principal(self.pool, "employee", ctx.target.employee_id))
+        assert ctx.target.principal is not None
         ctx.details.update(message_id=reply.message_id, from_header=reply.from_header,
                            files=[f.filename for f in reply.files])
-        async with tickets_service.transaction(self.pool, p) as conn:
-            if reply.message_id and (seen := await tickets_q.note_from_mail(
-                    conn, ctx.target.ticket_id, reply.message_id)):
-                await self._audit(conn, ctx, "inbound.duplicate", {"note_id": seen})
-                self.metrics.inbound_replies.labels("accepted", "duplicate").inc()
-                return f"250 2.0.0 already stored as note {seen}"
-            note = await self._add(conn, p, ctx.target.ticket_id, reply)
-            await self._audit(conn, ctx, "inbound.accepted", {"reason": "stored", "note_id": note})
+        try:
+            # opened for the employee the token names; their rights are read again inside it,
+            # as of now, and the note and files are added by what that says
+            async with tickets_service.transaction(self.pool, ctx.target.principal) as conn:
+                p = may_reply(await load_principal(conn, "employee", ctx.target.employee_id))
+                note = await self._add(conn, p, ctx.target.ticket_id, reply)
+                await self._audit(conn, ctx, "inbound.accepted", {"reason": "stored", "note_id": note})
+        except AlreadyStored:
+            return await self._duplicate(ctx, reply)
         self.metrics.inbound_replies.labels("accepted", "stored").inc()
         log.info("reply by mail from %s stored as note %d on ticket %d", ctx.actor, note,
                  ctx.target.ticket_id)
         return f"250 2.0.0 stored as note {note}"
+
+    async def _duplicate(self, ctx: Context, reply: Reply) -> str:
+        """A reply already stored (the MTA lost our 250 and delivers again): nothing new."""
+        assert ctx.target is not None and reply.message_id is not None
+        async with self.pool.acquire() as conn:
+            seen = await tickets_q.note_from_mail(conn, ctx.target.ticket_id, reply.message_id)
+            await self._audit(conn, ctx, "inbound.duplicate", {"note_id": seen})
+        self.metrics.inbound_replies.labels("accepted", "duplicate").inc()
+        return f"250 2.0.0 already stored as note {seen}"
 
     async def _add(self, conn: asyncpg.Connection, p: Principal, ticket_id: int, reply: Reply) -> int:
         text = reply.text or "Files sent by mail: " + ", ".join(

@@ -12,11 +12,11 @@ with lxml and never runs or fetches anything in it.
 from __future__ import annotations
 
 import email
-import email.policy
+import email.header
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.message import EmailMessage, Message
+from email.message import Message
 
 from inscriptis import get_text
 from mailparser_reply.constants import MAIL_LANGUAGES
@@ -56,22 +56,46 @@ class Reply:
 def read_reply(raw: bytes) -> Reply:
     """Raises MalformedReply for what is not a mail at all."""
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        body = msg.get_body(preferencelist=("plain", "html"))
+        # compat32: headers are read only when asked, as plain text; the modern policy parses
+        # each header into an object at every access, which was most of the cost of a reply
+        msg = email.message_from_bytes(raw)
+        leaves = list(_leaves(msg))
+        body = _body(leaves)
         text = ""
         if body is not None:
             content = _text_of(body)
             if body.get_content_type() == "text/html":
                 content = get_text(content[:HTML_MAX_CHARS])
             text = new_text(content)
-        files = [f for part in _leaves(msg) if part is not body and (f := _file_of(part))]
+        files = [f for part in leaves if part is not body and (f := _file_of(part))]
         return Reply(text=text, files=files, message_id=_message_id(msg),
-                     automatic=_automatic(msg), from_header=str(msg.get("From", ""))[:300])
+                     automatic=_automatic(msg), from_header=_decoded(msg.get("From", ""))[:300])
     except MalformedReply:
         raise
     except Exception as exc:  # the email package raises many kinds on odd input
         raise MalformedReply(f"{exc.__class__.__name__}") from None
+
+
+def _body(leaves: list[Message]) -> Message | None:
+    """The text the author wrote: the first plain part that is not an attachment, else the
+    first HTML one (as EmailMessage.get_body prefers them)."""
+    for kind in ("text/plain", "text/html"):
+        for part in leaves:
+            if (part.get_content_type() == kind and part.get_content_disposition() != "attachment"
+                    and not part.get_filename()):
+                return part
+    return None
+
+
+def _decoded(value: object) -> str:
+    """A header's text, RFC 2047 encoded words decoded."""
+    text = str(value or "")
+    if "=?" not in text:
+        return text
+    try:
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except (ValueError, LookupError, UnicodeError):
+        return text
 
 
 def new_text(body: str) -> str:
@@ -87,10 +111,10 @@ def new_text(body: str) -> str:
 
 
 def _text_of(part: Message) -> str:
+    payload = part.get_payload(decode=True) or b""
     try:
-        return part.get_content()
-    except (LookupError, UnicodeError):  # an unknown or lying charset
-        payload = part.get_payload(decode=True) or b""
+        return payload.decode(part.get_content_charset() or "us-ascii", errors="replace")
+    except LookupError:  # a charset nobody knows
         return payload.decode("utf-8", errors="replace")
 
 
@@ -99,7 +123,7 @@ def _leaves(part: Message) -> Iterator[Message]:
     if part.get_content_type() == "message/rfc822":
         yield part
     elif part.is_multipart():
-        for sub in part.iter_parts() if isinstance(part, EmailMessage) else part.get_payload():
+        for sub in part.get_payload():
             yield from _leaves(sub)
     else:
         yield part
@@ -109,7 +133,7 @@ def _file_of(part: Message) -> ReplyFile | None:
     """A part the author attached. The other text alternative, and pictures embedded in the
     HTML (a Content-ID, not marked as attachment: a signature's logo), are not files."""
     disposition = part.get_content_disposition()
-    filename = part.get_filename()
+    filename = _decoded(part.get_filename()) or None
     kind = part.get_content_type()
     if kind == "message/rfc822":
         inner = part.get_payload(0) if part.is_multipart() else None
@@ -120,12 +144,12 @@ def _file_of(part: Message) -> ReplyFile | None:
     return ReplyFile(filename, kind, part.get_payload(decode=True) or b"")
 
 
-def _message_id(msg: EmailMessage) -> str | None:
+def _message_id(msg: Message) -> str | None:
     value = str(msg.get("Message-ID", "")).strip()
     return value if _MSG_ID.match(value) else None
 
 
-def _automatic(msg: EmailMessage) -> str | None:
+def _automatic(msg: Message) -> str | None:
     """RFC 3834: anything but "no" means a machine sent it (out of office, a bounce, a list)."""
     value = msg.get("Auto-Submitted")
     if value is None:

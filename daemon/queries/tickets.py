@@ -198,15 +198,17 @@ async def list_notes(conn: Conn, p: Principal, ticket_id: int) -> list[asyncpg.R
 
 async def add_note(conn: Conn, p: Principal, ticket_id: int, body: str, *,
                    message_id: str | None = None) -> asyncpg.Record | None:
+    """The note, or None when the ticket is out of scope or (`message_id`) the mail was
+    already stored as a note on it."""
     params = Params(ticket_id, body, p.id if p.is_employee else None, p.id if p.is_customer else None,
                     message_id)
     row = await conn.fetchrow(
         f"""INSERT INTO history_notes (ticket_id, body, author_employee_id, author_webuser_id,
                                        message_id)
             SELECT t.id, $2, $3, $4, $5 FROM tickets t WHERE t.id = $1 AND {scope.tickets(p, params)}
+            ON CONFLICT (ticket_id, message_id) WHERE message_id IS NOT NULL DO NOTHING
             RETURNING id, body, created_at""", *params.values)
-    if row:
-        await conn.execute("UPDATE tickets SET updated_at = now() WHERE id = $1", ticket_id)
+    # the ticket's updated_at moves by trigger (history_notes_touch_ticket, 003_mail.sql)
     return row
 
 
@@ -290,7 +292,7 @@ async def add_attachment(conn: asyncpg.Connection, p: Principal, ticket_id: int,
            RETURNING id, filename, content_type, size, is_public, created_at""",
         ticket_id, filename, content_type, len(data), blob_id, is_public,
         p.id if p.is_employee else None, p.id if p.is_customer else None)
-    await conn.execute("UPDATE tickets SET updated_at = now() WHERE id = $1", ticket_id)
+    # the ticket's updated_at moves by trigger (attachments_touch_ticket, 003_mail.sql)
     return row
 
 

@@ -32,6 +32,10 @@ class Refused(Exception):
         self.status, self.message, self.field = status, message, field
 
 
+class AlreadyStored(Exception):
+    """The mail with this Message-ID already is a note on the ticket (a redelivery)."""
+
+
 def require(p: Principal, *, customer: tuple[str, str] | None, employee: tuple[str, str] | None,
             what: str) -> None:
     """Refused (403) unless `p` has the action's privilege (None: that kind never may)."""
@@ -81,6 +85,8 @@ async def add_note(conn: asyncpg.Connection, p: Principal, ticket_id: int, body:
                       field="body")
     row = await q.add_note(conn, p, ticket_id, body, message_id=message_id)
     if row is None:
+        if message_id and await q.note_from_mail(conn, ticket_id, message_id):
+            raise AlreadyStored(message_id)
         raise Refused(404, "not found")
     return row
 
