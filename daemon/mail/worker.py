@@ -6,8 +6,8 @@ Tasks (all named, all in app[BACKGROUND], none ever ends on an expected error):
 - `portald-mail-fanout`: expands mail_events into outbox rows (daemon/mail/fanout.py).
 - `portald-outbox-sender-N`: each claims a small batch (`FOR UPDATE SKIP LOCKED`, then a lease
   in `locked_until`/`locked_by`), renders it, sends it over one SMTP connection (kept for
-  the lane's next batch only while full batches follow each other, checked by NOOP before
-  reuse) and records each answer (daemon/mail/ledger.py): sent; 4xx, timeouts and connection
+  the lane's next batch while batches follow each other within SMTP_KEEP_IDLE_S, checked by
+  NOOP before reuse) and records each answer (daemon/mail/ledger.py): sent; 4xx, timeouts and connection
   errors → retry with exponential backoff and jitter until [mail] retry_max_hours after the
   row was written; 5xx → failed at once with the server's words. A lease that expires (the
   sender crashed) makes its rows claimable again; a sender renews its lease while its batch
@@ -58,6 +58,7 @@ RECORD_EVERY_S = 1.0
 RELEASE_RETRY_MIN_S = 0.1
 RELEASE_RETRY_MAX_S = 1.0
 RELEASE_MARGIN_S = 2.0
+SMTP_KEEP_IDLE_S = 2.0  # a lane's SMTP connection is closed after this long without a batch
 
 
 def lease_s(cfg: Config) -> float:
@@ -208,8 +209,11 @@ class OutboxWorker:
 
     async def _send_loop(self) -> None:
         failures = 0
-        # the SMTP connection of the last batch, kept only while full batches follow each other
+        # the SMTP connection of the last batch, kept while batches follow each other within
+        # SMTP_KEEP_IDLE_S: mails that trickle in one by one (each a note, a reply by mail)
+        # then cost one NOOP each, not a new SMTP session each
         smtp: SmtpBatch | None = None
+        used_at = 0.0
         try:
             while not self._stopping.is_set():
                 self._wake_send.clear()
@@ -229,10 +233,13 @@ class OutboxWorker:
                     await self._pause(backoff_s(failures))
                     continue
                 if not rows:
-                    smtp = await _close(smtp)
-                    await self._idle(self._wake_send, await self._next_due_in(cfg))
+                    if smtp is not None and time.monotonic() - used_at >= SMTP_KEEP_IDLE_S:
+                        smtp = await _close(smtp)
+                    wait = await self._next_due_in(cfg)
+                    await self._idle(self._wake_send, wait if smtp is None else min(wait, SMTP_KEEP_IDLE_S))
                     continue
                 smtp = await self._send_batch(rows, cfg, smtp)
+                used_at = time.monotonic()
         finally:
             if smtp is not None:
                 await asyncio.shield(_close(smtp))
@@ -257,7 +264,7 @@ class OutboxWorker:
             await _close(smtp)
             await self._pause(ERROR_BACKOFF_MIN_S)
             return None
-        if not more or self._stopping.is_set():
+        if self._stopping.is_set():
             return await _close(smtp)
         return smtp
 
