@@ -7,7 +7,11 @@ process, and the real daemon (`portald run`) as a subprocess.
 (c) a baseline sending the same mails with the standard library's smtplib, one connection per
     mail, sequentially (goal: (b) >= 10x (c) and >= 500 mails/s);
 (d) the sink's own ceiling: the same rendered mails over persistent aiosmtplib connections,
-    no database and no rendering.
+    no database and no rendering;
+(e) the inbound rate: INBOUND_REPLIES replies by mail in a row over one SMTP connection to the
+    daemon's inbound listener (each quoting the alert, as a mail client does), each checked to
+    be stored exactly once; replies/s accepted and stored (goal >= 200/s): on a ticket nobody
+    else gets mail for, and again on one whose other recipient is mailed each note meanwhile.
 
 (b) and (c) run against the same sink, alternating, BENCH_ROUNDS times (default 2; the machine
 may be shared, so compare within one run); the last line takes the medians. Each line says
@@ -30,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from email.utils import parseaddr
 from pathlib import Path
@@ -42,7 +45,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-from bench.support.cpu import cpu_s, postgres_cpu_s  # noqa: E402
+from bench.support.cpu import CpuMeter  # noqa: E402
+from bench.support.inbound import InboundResult, send_in_a_row  # noqa: E402
+from bench.support.sink import Sink  # noqa: E402
 from daemon.config import load_config  # noqa: E402
 from daemon.db import migrations  # noqa: E402
 from daemon.db.embedded import EmbeddedPostgres, free_port  # noqa: E402
@@ -51,6 +56,8 @@ from daemon.mail.identity import MailIdentity  # noqa: E402
 from daemon.mail.worker import SENDER_LANES  # noqa: E402
 
 LATENCY_EVENTS = 200
+INBOUND_REPLIES = int(os.environ.get("BENCH_INBOUND_REPLIES", 1000))
+REPLY_ADDRESS = "portald-reply@reply.portal.bench"
 DRAIN_MAILS = int(os.environ.get("BENCH_DRAIN_MAILS", 10_000))
 DRAIN_TICKETS = 100
 RENDER_CHUNK = 500
@@ -59,70 +66,7 @@ DRAIN_TIMEOUT_S = 600
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 2))  # drain and naive alternate, then medians
 PYSPY_OUT = os.environ.get("BENCH_PYSPY")  # a file: py-spy samples the daemon during the drain
 
-# The sink: accepts everything, notes when (CLOCK_MONOTONIC is system-wide on Linux, so its
-# times compare with ours) and which ticket; writes in bulk so that the note costs nothing.
-SINK_CODE = r"""
-import sys, threading, time
-from aiosmtpd.controller import Controller
-
-lines, lock = [], threading.Lock()
-
-class Handler:
-    async def handle_DATA(self, server, session, envelope):
-        now = time.monotonic_ns()
-        raw = envelope.original_content or envelope.content
-        start = raw.find(b"Subject: [")
-        tag = raw[start + 10:raw.find(b"]", start)].decode() if start >= 0 else "-"
-        with lock:
-            lines.append(f"{now} {tag}\n")
-        return "250 OK"
-
-port = int(sys.argv[1])
-controller = Controller(Handler(), hostname="127.0.0.1", port=port, server_hostname="localhost")
-controller.start()
-print("ready", flush=True)
-while True:
-    time.sleep(0.02)
-    with lock:
-        out, lines[:] = "".join(lines), []
-    if out:
-        sys.stdout.write(out)
-        sys.stdout.flush()
-"""
-
-
-class Sink:
-    """The sink process and what it reports: (monotonic ns, ticket number) per accepted mail."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.accepted: list[tuple[int, str]] = []
-        self.cond = threading.Condition()
-        self.proc = subprocess.Popen([sys.executable, "-c", SINK_CODE, str(port)],
-                                     stdout=subprocess.PIPE, text=True, bufsize=1)
-        assert self.proc.stdout is not None
-        if self.proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the SMTP sink did not start")
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            ns, tag = line.split(" ", 1)
-            with self.cond:
-                self.accepted.append((int(ns), tag.strip()))
-                self.cond.notify_all()
-
-    def count(self) -> int:
-        with self.cond:
-            return len(self.accepted)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
-def write_config(directory: Path, dsn: str, smtp_port: int) -> Path:
+def write_config(directory: Path, dsn: str, smtp_port: int, inbound_port: int) -> Path:
     path = directory / "config.toml"
     path.write_text(f"""
 [database]
@@ -137,6 +81,10 @@ port = {smtp_port}
 from = "portald <portald@portal.bench>"
 [mail]
 poll_interval_s = 5
+[inbound]
+enabled = true
+port = {inbound_port}
+reply_address = "{REPLY_ADDRESS}"
 [state]
 dir = "{directory / 'state'}"
 [log]
@@ -320,36 +268,30 @@ async def ceiling(mails: list[tuple[str, bytes]], port: int, sender: str, *, con
     return len(mails) / (time.perf_counter() - started)
 
 
-class CpuMeter:
-    """CPU seconds spent by the sink, the daemon and PostgreSQL between start() and stop()."""
-
-    def __init__(self, *, sink_pid: int, pg_datadir: Path) -> None:
-        self.sink_pid, self.pg_datadir = sink_pid, pg_datadir
-        self.daemon_pid: int | None = None
-        self.start_at: dict[str, float] = {}
-        self.used: dict[str, float] = {}
-        self.mails = 0
-
-    def _now(self) -> dict[str, float]:
-        now = {"sink": cpu_s(self.sink_pid), "db": postgres_cpu_s(self.pg_datadir),
-               "self": time.process_time(), "wall": time.monotonic()}
-        if self.daemon_pid is not None:
-            now["daemon"] = cpu_s(self.daemon_pid)
-        return now
-
-    def start(self) -> None:
-        self.start_at = self._now()
-
-    def stop(self) -> None:
-        end = self._now()
-        self.used = {k: end[k] - self.start_at.get(k, 0.0) for k in end}
-
-    def describe(self, mails: int | None = None) -> str:
-        mails = mails or self.mails
-        wall = self.used["wall"]
-        parts = [f"{name} {self.used[name] / mails * 1e3:.2f} ms/mail ({self.used[name] / wall * 100:.0f}% of a core)"
-                 for name in ("daemon", "self", "sink", "db") if name in self.used]
-        return "CPU " + ", ".join(parts).replace("self ", "sender ")
+async def measure_inbound(conn: asyncpg.Connection, sink: Sink, ids: dict[str, int], config_path: Path,
+                          log_path: Path, port: int, meter: CpuMeter) -> list[InboundResult]:
+    """(e): replies in a row to a freshly started daemon's inbound listener: on a ticket with
+    no other recipient (the inbound path alone), then on one whose other recipient is mailed
+    each note (the whole daemon at work)."""
+    daemon = Daemon(config_path, log_path)
+    meter.daemon_pid = daemon.proc.pid
+    results = []
+    try:
+        await wait_daemon_ready(conn, sink, daemon)
+        for mailed in (False, True):
+            meter.start()
+            result = await send_in_a_row(conn, port=port, reply_to=REPLY_ADDRESS, ids=ids,
+                                         count=INBOUND_REPLIES, mailed=mailed)
+            meter.stop()
+            results.append(result)
+            what = "each note mailed to the ticket's other recipient" if mailed else "no other recipient"
+            print(f"(e) inbound, {what}: {result.replies} replies in a row over one SMTP connection, "
+                  f"{result.accepted} accepted, each stored once: {'yes' if result.stored_once else 'NO'}; "
+                  f"{result.rate:.0f} replies/s accepted and stored; "
+                  f"{meter.describe(result.replies).replace('/mail', '/reply')}", flush=True)
+    finally:
+        daemon.stop()
+    return results
 
 
 def pct(values: list[float], p: float) -> float:
@@ -366,7 +308,8 @@ async def main() -> None:
         conn = await asyncpg.connect(dsn)
         await migrations.migrate(conn)
         ids = await seed(conn)
-        config_path = write_config(root, dsn, sink.port)
+        inbound_port = free_port()
+        config_path = write_config(root, dsn, sink.port, inbound_port)
         cfg = load_config(config_path)
         log_path = root / "daemon.log"
 
@@ -415,10 +358,14 @@ async def main() -> None:
         print(f"    the sink alone costs {sink_ms:.2f} ms of CPU per mail on a persistent connection: "
               f"no sender can exceed ~{1e3 / sink_ms:.0f} mails/s against it on this machine, "
               f"i.e. {1e3 / sink_ms / statistics.median(naives):.1f}x the naive sender")
+        alone, mailed = await measure_inbound(conn, sink, ids, config_path, log_path, inbound_port, meter)
         await conn.close()
         rate, base = statistics.median(drains), statistics.median(naives)
         print(f"drain {rate:.0f} mails/s vs naive {base:.0f} mails/s: ratio {rate / base:.1f}x "
-              f"(goal >= 10x, >= 500 mails/s); p99 commit→accepted {p99:.0f} ms (goal < 250 ms)")
+              f"(goal >= 10x, >= 500 mails/s); p99 commit→accepted {p99:.0f} ms (goal < 250 ms); "
+              f"inbound {alone.rate:.0f} replies/s ({mailed.rate:.0f}/s with each note mailed), "
+              f"each stored once: {'yes' if alone.stored_once and mailed.stored_once else 'NO'} "
+              f"(goal >= 200/s)")
     finally:
         sink.stop()
         await asyncio.to_thread(pg.stop)

@@ -8,6 +8,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from daemon.access.scope import Principal
+from daemon.appkeys import CAUGHT_MAIL
 from daemon.formatting import amount_input, file_size, money, when
 from web.context import PRINCIPAL, csrf_token
 
@@ -33,4 +34,5 @@ async def template_context(request: web.Request) -> dict[str, Any]:
     def can(identifier: str, level: str = "on") -> bool:
         return p is not None and p.can(identifier, level)
 
-    return {"user": p, "csrf_token": csrf_token(request), "can": can}
+    return {"user": p, "csrf_token": csrf_token(request), "can": can,
+            "demo_mail": CAUGHT_MAIL in request.app}

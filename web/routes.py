@@ -15,6 +15,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from daemon.appkeys import CAUGHT_MAIL
 from web import openapi
 from web.middleware.access import ROUTE_SPECS, Access, RouteSpec, access_middleware
 from web.middleware.csrf import csrf_middleware
@@ -22,6 +23,7 @@ from web.middleware.errors import error_middleware
 from web.middleware.metrics import metrics_middleware
 from web.pages import TEMPLATE_GLOBALS, template_context
 from web.views.admin import audit as admin_audit
+from web.views.admin import caught_mail
 from web.views.admin import employees as admin_employees
 from web.views.admin import explain as admin_explain
 from web.views.admin import groups as admin_groups
@@ -291,6 +293,16 @@ ROUTES: list[Route] = [
     # -- end of administration ------------------------------------------------------------
 ]
 
+# Demo mode only (the mail catcher runs: `make run`): registered by setup_web then, and
+# otherwise not at all, so outside demo mode these paths simply do not exist.
+DEMO_ROUTES: list[Route] = [
+    Route("GET", "/admin/caught-mail", caught_mail.mail_list, "admin_caught_mails", access=ADMIN),
+    Route("GET", r"/admin/caught-mail/{name:\d{8}-\d{6}-\d{9}}", caught_mail.mail_page,
+          "admin_caught_mail", access=ADMIN),
+    Route("POST", r"/admin/caught-mail/{name:\d{8}-\d{6}-\d{9}}/reply", caught_mail.reply_submit,
+          "admin_caught_mail_reply", access=ADMIN),
+]
+
 
 def setup_web(app: web.Application) -> None:
     # Outermost first: errors are rendered for everything inside; access runs before CSRF
@@ -298,7 +310,7 @@ def setup_web(app: web.Application) -> None:
     app.middlewares.extend([metrics_middleware, error_middleware, access_middleware,
                             csrf_middleware])
     specs: dict[web.AbstractRoute, RouteSpec] = {}
-    for r in ROUTES:
+    for r in ROUTES + (DEMO_ROUTES if CAUGHT_MAIL in app else []):
         added = app.router.add_route(r.method, r.path, r.handler, name=r.name)
         specs[added] = RouteSpec(public=r.public, access=r.access or Access())
     app[ROUTE_SPECS] = specs

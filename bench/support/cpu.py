@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -37,3 +38,35 @@ def postgres_cpu_s(datadir: Path) -> float:
         if int(fields[1]) == master:
             total += (int(fields[11]) + int(fields[12])) / CLK_TCK
     return total
+
+
+class CpuMeter:
+    """CPU seconds spent by the sink, the daemon and PostgreSQL between start() and stop()."""
+
+    def __init__(self, *, sink_pid: int, pg_datadir: Path) -> None:
+        self.sink_pid, self.pg_datadir = sink_pid, pg_datadir
+        self.daemon_pid: int | None = None
+        self.start_at: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+        self.mails = 0
+
+    def _now(self) -> dict[str, float]:
+        now = {"sink": cpu_s(self.sink_pid), "db": postgres_cpu_s(self.pg_datadir),
+               "self": time.process_time(), "wall": time.monotonic()}
+        if self.daemon_pid is not None:
+            now["daemon"] = cpu_s(self.daemon_pid)
+        return now
+
+    def start(self) -> None:
+        self.start_at = self._now()
+
+    def stop(self) -> None:
+        end = self._now()
+        self.used = {k: end[k] - self.start_at.get(k, 0.0) for k in end}
+
+    def describe(self, mails: int | None = None) -> str:
+        mails = mails or self.mails
+        wall = self.used["wall"]
+        parts = [f"{name} {self.used[name] / mails * 1e3:.2f} ms/mail ({self.used[name] / wall * 100:.0f}% of a core)"
+                 for name in ("daemon", "self", "sink", "db") if name in self.used]
+        return "CPU " + ", ".join(parts).replace("self ", "sender ")

@@ -20,10 +20,18 @@ class _Store:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.count += 1
-        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**9:09d}.eml"
-        (self.directory / name).write_bytes(envelope.original_content or envelope.content)
+        name = caught_name(time.time_ns())
+        # written aside and renamed: the portal's demo page never reads half a mail
+        partial = self.directory / f".{name}.part"
+        partial.write_bytes(envelope.original_content or envelope.content)
+        partial.rename(self.directory / name)
         log.info("caught mail for %s: %s", ", ".join(envelope.rcpt_tos), name)
         return "250 OK caught"
+
+
+def caught_name(ns: int) -> str:
+    """A file name that sorts by the time the mail was caught (UTC, to the nanosecond)."""
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(ns // 10**9))}-{ns % 10**9:09d}.eml"
 
 
 class CatcherError(Exception):

@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import smtplib
+import socket
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from daemon.app import build_app
 from daemon.cli import main
 from daemon.db.embedded import free_port
 from tests.support.config import portal_sections, with_settings, write_config
-from tests.support.daemon import spawn_daemon, stop_daemon
+from tests.support.daemon import spawn_daemon, start_daemon, stop_daemon
 from tests.support.mail import forget_mail, wait_until
 from tests.support.replies import (
     REPLY_ADDRESS,
@@ -244,3 +245,20 @@ def _smtplib_send(port: int, address: str, message) -> None:
     with smtplib.SMTP("127.0.0.1", port, local_hostname="phone.test", timeout=30) as smtp:
         refused = smtp.send_message(message, from_addr="sub1@msp.test", to_addrs=[address])
     assert refused == {}
+
+
+async def test_a_taken_inbound_port_stops_the_start_with_a_clear_reason(dsn, smtp_sink, tmp_path: Path) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        sections = portal_sections(tmp_path, dsn, smtp_sink.port, http_port=free_port())
+        sections["inbound"] = {"enabled": True, "port": port, "reply_address": REPLY_ADDRESS}
+        proc = await start_daemon(write_config(tmp_path / "config.toml", sections))
+        assert await asyncio.wait_for(proc.wait(), 30) == 1
+        stderr = (await proc.stderr.read()).decode()
+    finally:
+        taken.close()
+    assert f"cannot listen for replies on 127.0.0.1:{port}" in stderr
+    assert "Traceback" not in stderr

@@ -37,10 +37,12 @@ def stop_daemon(proc: subprocess.Popen, *, kill: bool = False, timeout: float = 
         return proc.wait(5)
 
 
-async def start_daemon(config_path: Path, *, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    """The daemon with its output piped back to the test, with `env` added to ours."""
+async def start_daemon(config_path: Path, *, env: dict[str, str] | None = None,
+                       args: tuple[str, ...] = ()) -> asyncio.subprocess.Process:
+    """The daemon with its output piped back to the test, with `env` added to ours and `args`
+    added to `run`."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "daemon", "run", "--config", str(config_path),
+        sys.executable, "-m", "daemon", "run", "--config", str(config_path), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})})
 

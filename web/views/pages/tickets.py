@@ -46,6 +46,8 @@ DONE_MESSAGES = {
     "email": "The email was filed.",
     "attachment": "The file was uploaded.",
     "close": "The ticket was closed.",
+    # demo mode: the reply sent from the caught mail's page (web/views/admin/caught_mail.py)
+    "reply": "Your reply came in by mail and is now a note on the ticket.",
 }
 
 
