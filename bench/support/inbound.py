@@ -4,6 +4,7 @@ checked afterwards to be stored exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from dataclasses import dataclass
@@ -53,9 +54,26 @@ def replies(address: str, number: str, ticket: int, count: int) -> list[EmailMes
     return out
 
 
+async def _connection(port: int, address: str, messages: list[bytes]) -> int:
+    """One SMTP connection sending `messages` one after the other: how many were accepted."""
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False,
+                           local_hostname="mta.bench", timeout=30)
+    await smtp.connect()
+    accepted = 0
+    try:
+        for data in messages:
+            errors, _ = await smtp.sendmail("alice@msp.bench", [address], data)
+            accepted += not errors
+    finally:
+        await smtp.quit()
+    return accepted
+
+
 async def send_in_a_row(conn: asyncpg.Connection, *, port: int, reply_to: str, ids: dict[str, int],
-                        count: int, mailed: bool) -> InboundResult:
-    """`mailed`: the ticket has another recipient, so each note also goes out as a mail."""
+                        count: int, mailed: bool, connections: int = 1) -> InboundResult:
+    """`mailed`: the ticket has another recipient, so each note also goes out as a mail;
+    `connections`: side by side, as an MTA delivers a busy domain (each sends its share in a
+    row)."""
     ticket, number = await conn.fetchrow(
         "INSERT INTO tickets (account_id, description, assigned_to) VALUES ($1, 'inbound bench', $2) "
         "RETURNING id, number", ids["acme"], ids["alice"])
@@ -63,18 +81,10 @@ async def send_in_a_row(conn: asyncpg.Connection, *, port: int, reply_to: str, i
         await conn.execute("INSERT INTO ticket_recipients VALUES ($1, $2)", ticket, ids["bob"])
     address = await reply_address(conn, reply_to, ids["alice"], ticket)
     messages = [m.as_bytes() for m in replies(address, number, ticket, count)]
-    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False,
-                           local_hostname="mta.bench", timeout=30)
-    await smtp.connect()
-    accepted = 0
     started = time.perf_counter()
-    try:
-        for data in messages:
-            errors, _ = await smtp.sendmail("alice@msp.bench", [address], data)
-            accepted += not errors
-    finally:
-        seconds = time.perf_counter() - started
-        await smtp.quit()
+    accepted = sum(await asyncio.gather(*(_connection(port, address, messages[i::connections])
+                                          for i in range(connections))))
+    seconds = time.perf_counter() - started
     stored = await conn.fetchrow(
         """SELECT count(*) AS notes, count(DISTINCT message_id) AS distinct_ids,
                   count(*) FILTER (WHERE body = $2) AS exact
