@@ -78,3 +78,36 @@ class MailWakeup:
             # a connection can look alive and deliver nothing: ask it something
             async with asyncio.timeout(LISTEN_PROBE_TIMEOUT_S):
                 await health.ping(conn)
+
+
+class LaneBell:
+    """Wake-ups for the sender lanes. A ring lets one sleeping lane go and claim (the others
+    sleep on: a mail that trickles in costs one claim, not one per lane); a ring while every
+    lane is busy is kept, up to one per lane, for the next lane that would sleep, so none is
+    lost. `ring_all` wakes every lane (stopping, listening again)."""
+
+    def __init__(self, lanes: int) -> None:
+        self._lanes = lanes
+        self._rings = 0
+        self._changed = asyncio.Event()
+
+    def ring(self) -> None:
+        self._rings = min(self._lanes, self._rings + 1)
+        self._changed.set()
+
+    def ring_all(self) -> None:
+        self._rings = self._lanes
+        self._changed.set()
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until a ring is ours, or `timeout_s` (then the lane polls all the same)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout_s)
+        while self._rings == 0:
+            self._changed.clear()
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+        self._rings -= 1

@@ -38,7 +38,7 @@ from daemon.mail.identity import MailIdentity
 from daemon.mail.ledger import RETRY_BASE_S, RETRY_CAP_S, Ledger, describe
 from daemon.mail.smtp import Outcome, SmtpBatch
 from daemon.mail.throttle import RateLimiter
-from daemon.mail.wakeup import ERROR_BACKOFF_MAX_S, ERROR_BACKOFF_MIN_S, MailWakeup
+from daemon.mail.wakeup import ERROR_BACKOFF_MAX_S, ERROR_BACKOFF_MIN_S, LaneBell, MailWakeup
 from daemon.metrics import Metrics
 from daemon.queries import events as events_q
 from daemon.queries import outbox as outbox_q
@@ -94,9 +94,9 @@ class OutboxWorker:
         self._senders: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
         self._wake_fanout = asyncio.Event()
-        self._wake_send = asyncio.Event()
+        self._wake_send = LaneBell(lanes)
         self._gauge_at = 0.0
-        self.wakeup = MailWakeup(dsn, on_outbox=self._wake_send.set, on_events=self._wake_fanout.set,
+        self.wakeup = MailWakeup(dsn, on_outbox=self._wake_send.ring, on_events=self._wake_fanout.set,
                                  on_connect=self.wake, stopping=self._stopping)
 
     @property
@@ -118,7 +118,7 @@ class OutboxWorker:
     async def stop(self) -> None:
         """Finish the mail being sent, record what was sent, release the rest of the leases."""
         self._stopping.set()
-        self._wake_send.set()
+        self._wake_send.ring_all()
         self._wake_fanout.set()
         others = [t for t in self.tasks if t not in self._senders]
         for t in others:
@@ -136,7 +136,7 @@ class OutboxWorker:
 
     def wake(self) -> None:
         self._wake_fanout.set()
-        self._wake_send.set()
+        self._wake_send.ring_all()
 
     async def _idle(self, event: asyncio.Event, timeout_s: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -169,7 +169,7 @@ class OutboxWorker:
             if result.dropped:
                 self.metrics.mails_dropped.inc(result.dropped)
             if result.mails:
-                self._wake_send.set()
+                self._wake_send.ring()
             if result.events >= limit:
                 continue  # more are waiting
             await self._idle(self._wake_fanout, self.settings.current.mail.poll_interval_s)
@@ -216,7 +216,6 @@ class OutboxWorker:
         used_at = 0.0
         try:
             while not self._stopping.is_set():
-                self._wake_send.clear()
                 cfg = self.settings.current
                 try:
                     await self.ledger.record()
@@ -236,7 +235,7 @@ class OutboxWorker:
                     if smtp is not None and time.monotonic() - used_at >= SMTP_KEEP_IDLE_S:
                         smtp = await _close(smtp)
                     wait = await self._next_due_in(cfg)
-                    await self._idle(self._wake_send, wait if smtp is None else min(wait, SMTP_KEEP_IDLE_S))
+                    await self._wake_send.wait(wait if smtp is None else min(wait, SMTP_KEEP_IDLE_S))
                     continue
                 smtp = await self._send_batch(rows, cfg, smtp)
                 used_at = time.monotonic()
@@ -249,7 +248,7 @@ class OutboxWorker:
         """Deliver one claimed batch; the SMTP connection to keep for the next, if any."""
         more = len(rows) >= cfg.mail.batch_size
         if more:
-            self._wake_send.set()  # more are due: another lane may take the next batch
+            self._wake_send.ring()  # more are due: another lane may take the next batch
         envelope_from = MailIdentity.from_config(cfg).from_addr
         if smtp is None or not smtp.keep_for(cfg.smtp, envelope_from):
             await _close(smtp)
