@@ -1,9 +1,12 @@
-"""A mail as bytes: the standard library's email package under one policy, and a faster
-writer of exactly the same bytes. Every header value taken from data goes through
-daemon.mail.values.header_text, so data never becomes a header."""
+"""A mail as bytes. The headers are written here, not by the standard library's email package:
+its header folder decodes RFC 2047 encoded words found in data and re-emits what they hide
+(CR/LF included, CVE-2024-6923, fixed only in some patch releases), so no text taken from data
+ever goes through it. The bodies are the email package's own encoders, as set_content uses
+them."""
 
 from __future__ import annotations
 
+import base64
 import binascii
 import email.policy
 import email.quoprimime
@@ -12,9 +15,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
-from functools import cache
 from typing import Any
 
 from daemon.access.scope import Principal
@@ -22,154 +23,188 @@ from daemon.mail.identity import MailIdentity, thread_id
 from daemon.mail.render import render_mail
 from daemon.mail.values import header_text
 
-
-class _HeaderClasses(HeaderRegistry):
-    """The standard header registry, except that it builds each header class once: the stock
-    one creates a new class for every header of every message, which was a third of the cost
-    of building a mail."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._classes: dict[str, type] = {}
-
-    def __getitem__(self, name: str) -> type:
-        key = name.lower()
-        cls = self._classes.get(key)
-        if cls is None:
-            cls = self._classes[key] = super().__getitem__(name)
-        return cls
-
-
 # CRLF line ends as SMTP wants them; 7bit so that non-ASCII text is encoded (quoted-printable
-# or base64) and any server takes it, 8BITMIME or not.
-MESSAGE_POLICY = email.policy.SMTP.clone(cte_type="7bit", header_factory=_HeaderClasses())
+# or base64) and any server takes it, 8BITMIME or not. Used for the bodies only.
+MESSAGE_POLICY = email.policy.SMTP.clone(cte_type="7bit")
+
+MAX_LINE = 78  # RFC 5322's recommended limit, CRLF not counted
+MAX_ENCODED_WORD = 75  # RFC 2047 section 2
+_EW_OVERHEAD = len("=?utf-8?b??=")
+
+_PRINTABLE = re.compile(r"[ -~]*\Z")  # printable ASCII and the space: written as it is
+_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+# an addr-spec written between angle brackets: printable ASCII, nothing that could end it
+_ADDR_SPEC = re.compile(r"[!-~]+@[A-Za-z0-9.\[\]:-]+\Z")
+_MSG_ID = re.compile(r"<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+>\Z")
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_NEWLINES = re.compile(r"\r\n|\r|\n")
 
 
-@cache
-def _constant_header(name: str, value: str) -> Any:
-    # header objects are immutable: parse the ones every mail carries once
-    return MESSAGE_POLICY.header_factory(name, value)
+def _clean(value: object) -> str:
+    """Controls and line breaks become spaces, runs of white space one; lone surrogates (which
+    no encoder takes) become U+FFFD."""
+    text = _UNSAFE.sub(" ", str(value)).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return " ".join(text.split())
 
 
-def _to_header(recipient: Principal, address: str) -> Any:
-    try:
-        return Address(display_name=header_text(recipient.display_name), addr_spec=address)
-    except (ValueError, IndexError, TypeError):
-        return header_text(address)
+def _encoded_words(text: str, first_room: int) -> list[str]:
+    """`text` as `=?utf-8?b?…?=` words of whole characters; the first fits in `first_room`
+    columns, the others on a continuation line (a space, then the word)."""
+    words: list[str] = []
+    room = max(first_room, _EW_OVERHEAD + 4)
+    chunk = b""
+    for ch in text:
+        data = ch.encode("utf-8")
+        if chunk and _EW_OVERHEAD + 4 * -(-(len(chunk) + len(data)) // 3) > min(room, MAX_ENCODED_WORD):
+            words.append(_encoded_word(chunk))
+            chunk, room = b"", MAX_LINE - 1
+        chunk += data
+    words.append(_encoded_word(chunk))
+    return words
 
 
-def build_message(row: Mapping[str, Any], *, identity: MailIdentity, recipient: Principal,
-                  address: str, ticket: Mapping[str, Any] | None,
-                  child: Mapping[str, Any] | None = None,
-                  digest: Sequence[Mapping[str, Any]] = (), reply_to: str | None = None) -> EmailMessage:
-    """One mail as an EmailMessage. Every header value from data goes through header_text.
-    (The sender uses message_bytes, which writes the same bytes faster.)"""
-    subject, text, html = render_mail(row, identity=identity, recipient=recipient, ticket=ticket,
-                                  child=child, digest=digest)
-    msg = EmailMessage(policy=MESSAGE_POLICY)
-    for name, value in _headers(row, identity=identity, subject=subject,
-                                to=_to_header(recipient, address), child=child, reply_to=reply_to):
-        msg[name] = value
-    msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
-    # A random boundary of our own: the generator would otherwise compile a regular
-    # expression per message to prove its own boundary absent from the text.
-    msg.set_boundary(_new_boundary())
-    return msg
+def _encoded_word(data: bytes) -> str:
+    return "=?utf-8?b?" + base64.b64encode(data).decode("ascii") + "?="
 
 
-def _headers(row: Mapping[str, Any], *, identity: MailIdentity, subject: str,
-             to: Any, child: Mapping[str, Any] | None = None,
-             reply_to: str | None = None) -> list[tuple[str, Any]]:
+def _fold(name: str, tokens: Sequence[str], *, strict: bool = True) -> bytes | None:
+    """`name: tokens…` folded with CRLF SP between tokens so each line fits MAX_LINE, or None
+    when a token cannot fit on a line of its own (unless not `strict`: then it gets a line of
+    its own all the same, within RFC 5322's hard limit of 998)."""
+    lines: list[str] = []
+    line = f"{name}:"
+    for n, token in enumerate(tokens):
+        if len(line) + 1 + len(token) <= MAX_LINE or (n == 0 and not strict):
+            line += " " + token
+        elif strict and (n == 0 or 1 + len(token) > MAX_LINE):
+            return None
+        else:
+            lines.append(line)
+            line = " " + token
+    lines.append(line)
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def _plain_words(text: str) -> list[str] | None:
+    """The words of a value that may be written as it is: printable ASCII with no "=?", which a
+    mail client would otherwise decode as an encoded word."""
+    if text and _PRINTABLE.match(text) and "=?" not in text:
+        return text.split(" ")
+    return None
+
+
+def text_header(name: str, value: object) -> bytes:
+    """An unstructured header (Subject and the like) from any text: one logical line, every
+    physical line within MAX_LINE, only printable ASCII, whatever the text holds."""
+    text = _clean(value)
+    words = _plain_words(text)
+    if words is not None and (folded := _fold(name, words)) is not None:
+        return folded
+    if not text:
+        return f"{name}:\r\n".encode("ascii")
+    folded = _fold(name, _encoded_words(text, MAX_LINE - len(name) - 2))
+    assert folded is not None  # encoded words always fit
+    return folded
+
+
+def _phrase(display_name: str, first_room: int) -> list[str]:
+    """A display name as tokens: atoms as they are, other printable ASCII quoted, anything
+    else encoded words."""
+    if _ATOMS.match(display_name) and "=?" not in display_name:
+        return display_name.split(" ")
+    if _PRINTABLE.match(display_name) and "=?" not in display_name:
+        quoted = display_name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}"'.split(" ")
+    return _encoded_words(display_name, first_room)
+
+
+def address_header(name: str, addr_spec: str, display_name: object = "") -> bytes:
+    """An address header (To, From, Reply-To) of one mailbox. The display name may hold
+    anything; the address must be printable ASCII (ValueError otherwise: such a mail could not
+    be delivered as 7-bit anyway)."""
+    if not _ADDR_SPEC.match(addr_spec) or "=?" in addr_spec or "<" in addr_spec or ">" in addr_spec:
+        raise ValueError(f"not a deliverable address: {addr_spec!r}")
+    phrase = _clean(display_name)
+    if not phrase:
+        return _fold(name, [addr_spec], strict=False)  # type: ignore[return-value]
+    room = MAX_LINE - len(name) - 2
+    folded = _fold(name, [*_phrase(phrase, room), f"<{addr_spec}>"])
+    if folded is None:  # a quoted word too long for a line, or an address that is
+        # an address cannot be folded: only it may pass MAX_LINE
+        folded = _fold(name, [*_encoded_words(phrase, room), f"<{addr_spec}>"], strict=False)
+    return folded  # type: ignore[return-value]
+
+
+def msg_id_header(name: str, value: object) -> bytes:
+    """Message-ID, In-Reply-To, References: a msg-id is written as it is (it cannot be folded);
+    anything else as safe text."""
+    text = str(value)
+    if _MSG_ID.match(text) and len(text) < 998 - len(name) - 2:
+        return f"{name}: {text}\r\n".encode("ascii")
+    return text_header(name, value)
+
+
+def date_header(name: str, value: datetime) -> bytes:
+    return f"{name}: {email.utils.format_datetime(value)}\r\n".encode("ascii")
+
+
+def msg_ids_header(name: str, ids: Sequence[str]) -> bytes:
+    """References and the like: msg-ids (each checked, as msg_id_header does), folded between
+    them."""
+    if all(_MSG_ID.match(i) for i in ids):
+        return _fold(name, ids, strict=False)  # type: ignore[return-value]
+    return text_header(name, " ".join(ids))
+
+
+def mail_headers(row: Mapping[str, Any], *, identity: MailIdentity, recipient: Principal,
+                 address: str, subject: str, child: Mapping[str, Any] | None = None,
+                 reply_to: str | None = None) -> bytes:
     """The top headers of a mail, in order, before the MIME ones. `reply_to`: the signed
     reply address of this recipient and ticket (daemon/mail/reply_token.py)."""
-    headers: list[tuple[str, Any]] = [
-        ("Subject", subject),
-        ("From", _constant_header("From", identity.from_header)),
-        ("To", to),
+    from_name, from_addr = email.utils.parseaddr(identity.from_header)
+    out = [
+        text_header("Subject", subject),
+        address_header("From", from_addr or identity.from_addr, from_name),
+        address_header("To", address, header_text(recipient.display_name)),
+        date_header("Date", row["created_at"]),
+        msg_id_header("Message-ID", row["message_id"]),
     ]
     if reply_to is not None:
-        headers.append(("Reply-To", reply_to))
-    headers += [
-        ("Date", row["created_at"]),  # a datetime: the header takes it without parsing text
-        ("Message-ID", header_text(row["message_id"])),
-    ]
+        out.append(address_header("Reply-To", reply_to))
     if row["ticket_id"] is not None:
-        root = thread_id(row["ticket_id"], identity.host)
+        root = thread_id(int(row["ticket_id"]), identity.host)
         # a note that came by mail answers that mail: the thread goes on from it
         reply = (child or {}).get("message_id") if row["event"] == "note" else None
-        if reply and _PLAIN_MSG_ID.match(reply):
-            headers += [("In-Reply-To", reply), ("References", f"{root} {reply}")]
+        if reply and _MSG_ID.match(reply):
+            out += [msg_id_header("In-Reply-To", reply), msg_ids_header("References", [root, reply])]
         else:
-            headers += [("In-Reply-To", root), ("References", root)]
+            out += [msg_id_header("In-Reply-To", root), msg_id_header("References", root)]
     # RFC 3834; Precedence and X-Auto-Response-Suppress keep older autoresponders (vacation
     # scripts, Exchange out-of-office) from answering, which Auto-Submitted alone does not.
-    headers += [("Auto-Submitted", _constant_header("Auto-Submitted", "auto-generated")),
-                ("Precedence", _constant_header("Precedence", "bulk")),
-                ("X-Auto-Response-Suppress", _constant_header("X-Auto-Response-Suppress", "All"))]
-    return headers
+    out.append(b"Auto-Submitted: auto-generated\r\nPrecedence: bulk\r\n"
+               b"X-Auto-Response-Suppress: All\r\n")
+    return b"".join(out)
 
 
 def _new_boundary() -> str:
     return f"=_portald_{uuid.uuid4().hex}"
 
 
-# -- the same mail as bytes, without building an EmailMessage ---------------------------------
-# Building an EmailMessage and flattening it parses every header into a structured object and
-# folds it again: ~1.3 ms of CPU per mail, most of the daemon's cost of a mail. message_bytes
-# writes byte for byte what build_message(...).as_bytes(policy=MESSAGE_POLICY) writes (for the
-# same boundary), in ~0.25 ms, with the standard library's own encoders: header values that
-# need encoding or folding still go through MESSAGE_POLICY; the plain ones (printable ASCII
-# that fits on its line) are written as they are, which is exactly what the policy would
-# write for them; bodies get the transfer encoding set_content would choose.
-
-_PLAIN_HEADER_VALUE = re.compile(r"[!-~]+(?: [!-~]+)*\Z")  # printable ASCII, single spaces
-_PLAIN_DISPLAY_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
-_PLAIN_ADDR_SPEC = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+\Z")
-_PLAIN_MSG_ID = re.compile(r"<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+>\Z")
-_DOT_ATOM_ADDR = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-                            r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\Z")
-_NEWLINES = re.compile(r"\r\n|\r|\n")
+def build_body(text: str, html: str, boundary: str) -> EmailMessage:
+    """The MIME part of a mail (MIME-Version, Content-Type and the two alternatives) as the
+    standard library's email package makes it: the reference message_bytes's body is held to.
+    It carries no header taken from data."""
+    msg = EmailMessage(policy=MESSAGE_POLICY)
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    msg.set_boundary(boundary)
+    return msg
 
 
-def _fold(name: str, value: Any) -> bytes:
-    """A header exactly as the policy writes it (the slow, general way)."""
-    if not hasattr(value, "name"):
-        value = MESSAGE_POLICY.header_factory(name, value)
-    return MESSAGE_POLICY.fold_binary(name, value)
-
-
-@cache
-def _constant_bytes(name: str, value: str) -> bytes:
-    return _fold(name, value)
-
-
-def _plain(name: str, value: str) -> bytes | None:
-    """`name: value` CRLF when the policy would write it unchanged, else None."""
-    if (len(name) + 2 + len(value) <= MESSAGE_POLICY.max_line_length
-            and "=?" not in value and _PLAIN_HEADER_VALUE.match(value)):
-        return f"{name}: {value}\r\n".encode("ascii")
-    return None
-
-
-def _header_bytes(name: str, value: Any) -> bytes:
-    if hasattr(value, "name"):  # a header object made once (the constant ones; a str too)
-        return _constant_bytes(name, str(value))
-    if isinstance(value, str):
-        kind = name.lower()
-        simple = kind == "subject" or (kind in ("message-id", "in-reply-to", "references")
-                                       and _PLAIN_MSG_ID.match(value))
-        if simple and (plain := _plain(name, value)) is not None:
-            return plain
-    elif isinstance(value, datetime) and value.tzinfo is not None:
-        return f"{name}: {email.utils.format_datetime(value)}\r\n".encode("ascii")
-    elif (isinstance(value, Address) and _PLAIN_ADDR_SPEC.match(value.addr_spec)
-          and (not value.display_name or _PLAIN_DISPLAY_NAME.match(value.display_name))):
-        text = f"{value.display_name} <{value.addr_spec}>" if value.display_name else value.addr_spec
-        if "=?" not in text and (plain := _plain(name, text)) is not None:
-            return plain
-    return _fold(name, value)
-
+# -- the body as bytes, without building an EmailMessage ---------------------------------------
+# Building an EmailMessage and flattening it costs ~1 ms of CPU per mail, most of the daemon's
+# cost of a mail. _body_bytes writes byte for byte what build_body(...).as_bytes() writes, with
+# the standard library's own encoders: the transfer encoding set_content would choose.
 
 def _encode_body(text: str) -> tuple[str, bytes]:
     """Content-Transfer-Encoding and encoded body of a text part: the choice and the encoders
@@ -199,31 +234,28 @@ def _encode_body(text: str) -> tuple[str, bytes]:
     return cte, _NEWLINES.sub("\r\n", data).encode("ascii")
 
 
+def _body_bytes(text: str, html: str, boundary: str) -> bytes:
+    mark = boundary.encode("ascii")
+    out = [b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary="%s"\r\n\r\n'
+           % mark]
+    for n, (subtype, content) in enumerate((("plain", text), ("html", html))):
+        cte, body = _encode_body(content)
+        out.append(b'--%s\r\nContent-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: %s\r\n%s\r\n'
+                   % (mark, subtype.encode(), cte.encode(), b"MIME-Version: 1.0\r\n" if n else b""))
+        out.append(body)
+        out.append(b"\r\n")
+    out.append(b"--%s--\r\n" % mark)
+    return b"".join(out)
+
+
 def message_bytes(row: Mapping[str, Any], *, identity: MailIdentity, recipient: Principal,
                   address: str, ticket: Mapping[str, Any] | None,
                   child: Mapping[str, Any] | None = None,
                   digest: Sequence[Mapping[str, Any]] = (), reply_to: str | None = None) -> bytes:
-    """The mail build_message makes, as the bytes `as_bytes(policy=MESSAGE_POLICY)` gives, at
-    a fraction of the cost."""
+    """One mail, ready for SMTP: the headers written here, the body as the email package
+    writes it."""
     subject, text, html = render_mail(row, identity=identity, recipient=recipient, ticket=ticket,
-                                  child=child, digest=digest)
-    display_name = header_text(recipient.display_name)
-    to_line = None
-    if _PLAIN_DISPLAY_NAME.match(display_name) and _DOT_ATOM_ADDR.match(address):
-        # exactly what Address() would make of them, without parsing them
-        to_line = _plain("To", f"{display_name} <{address}>")
-    out = [to_line if name == "To" and to_line is not None else _header_bytes(name, value)
-           for name, value in _headers(row, identity=identity, subject=subject,
-                                       to=None if to_line else _to_header(recipient, address),
-                                       child=child, reply_to=reply_to)]
-    boundary = _new_boundary().encode("ascii")
-    out.append(b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary="%s"\r\n\r\n'
-               % boundary)
-    for n, (subtype, content) in enumerate((("plain", text), ("html", html))):
-        cte, body = _encode_body(content)
-        out.append(b'--%s\r\nContent-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: %s\r\n%s\r\n'
-                   % (boundary, subtype.encode(), cte.encode(), b"MIME-Version: 1.0\r\n" if n else b""))
-        out.append(body)
-        out.append(b"\r\n")
-    out.append(b"--%s--\r\n" % boundary)
-    return b"".join(out)
+                                      child=child, digest=digest)
+    headers = mail_headers(row, identity=identity, recipient=recipient, address=address,
+                           subject=subject, child=child, reply_to=reply_to)
+    return headers + _body_bytes(text, html, _new_boundary())
