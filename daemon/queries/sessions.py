@@ -62,6 +62,13 @@ async def delete_others(conn: Conn, *, kind: Kind, user_id: int, keep: bytes) ->
     return int(status.split()[-1])
 
 
+async def delete_all(conn: Conn, *, kind: Kind, user_id: int) -> int:
+    """End every session of a user (an administrator set a new password for them)."""
+    column = "webuser_id" if kind == "customer" else "employee_id"
+    status = await conn.execute(f"DELETE FROM sessions WHERE {column} = $1", user_id)
+    return int(status.split()[-1])
+
+
 async def purge_expired(conn: Conn) -> None:
     """Housekeeping done at login: dead sessions and old failed attempts."""
     await conn.execute("DELETE FROM sessions WHERE expires_at < now()")

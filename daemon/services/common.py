@@ -17,6 +17,7 @@ from daemon.access.principals import level_name
 from daemon.db.pool import user_error
 from daemon.passwords import hash_password, password_problem
 from daemon.queries import audit as audit_q
+from daemon.queries import sessions as sessions_q
 
 # the same rules as the CHECK constraints of the schema, checked first for a clearer message
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,100}$")
@@ -92,17 +93,22 @@ async def password_hash_of(password: str | None) -> str | None:
 async def set_password(conn: asyncpg.Connection, *, actor: str, kind: str, username: str,
                        password: str, find: Callable[..., Awaitable[asyncpg.Record]],
                        store: Callable[[asyncpg.Connection, int, str], Awaitable[None]]) -> dict[str, Any]:
-    """Set a web user's or an employee's password (`kind` names the audit action and target)."""
+    """Set a web user's or an employee's password (`kind` names the audit action and target),
+    and end every session of theirs: a reset is what an administrator does when someone else
+    may know the old one."""
     password_hash = await password_hash_of(password)
     assert password_hash is not None
     async with change(conn):
         row = await find(conn, username, lock=True)
         await store(conn, row["id"], password_hash)
+        ended = await sessions_q.delete_all(conn, kind="customer" if kind == "webuser" else "employee",
+                                            user_id=row["id"])
         # never the hash itself: only whether one was set
         await audit_q.record(conn, actor=actor, action=f"{kind}.set_password",
                              target=f"{kind}:{row['username']}",
-                             before={"has_password": row["has_password"]}, after={"has_password": True})
-    return {"username": row["username"], "password": "changed"}
+                             before={"has_password": row["has_password"]},
+                             after={"has_password": True, "sessions_ended": ended})
+    return {"username": row["username"], "password": "changed", "sessions_ended": ended}
 
 
 def parse_assignments(pairs: Iterable[str]) -> dict[str, str]:

@@ -216,7 +216,7 @@ def test_webuser_lifecycle(cli: Cli, dsn: str) -> None:
     cli.json("webuser", "set-password", "full@acme", "--password-stdin", stdin="another secret\n")
     stored = val_now(dsn, "SELECT password_hash FROM customer_web_users WHERE id = $1", user_id)
     assert verify_password(stored, "another secret")
-    assert audit(dsn, "webuser.set_password")[0]["after"] == {"has_password": True}
+    assert audit(dsn, "webuser.set_password")[0]["after"] == {"has_password": True, "sessions_ended": 0}
 
     assert [u["username"] for u in cli.json("webuser", "list", "--account", "Acme")] == ["full@acme"]
     assert len(cli.json("webuser", "list")) == 2
