@@ -11,6 +11,8 @@ value that fails its type is left at its default so that the checks across keys 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -26,6 +28,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    NoDecode,
     SecretsSettingsSource,
     SettingsConfigDict,
 )
@@ -80,7 +83,22 @@ def _text(raw: Any) -> str:
     raise _refuse(f"must be a string (got {raw!r})")
 
 
+def _networks(raw: Any) -> tuple[str, ...]:
+    # TOML gives a list; the environment and credential files a comma-separated line (or JSON)
+    if isinstance(raw, str):
+        text = raw.strip()
+        raw = json.loads(text) if text.startswith("[") else [p for p in text.split(",") if p.strip()]
+    if not isinstance(raw, list | tuple):
+        raise _refuse(f"must be a list of addresses or networks such as \"10.0.0.0/8\" (got {raw!r})")
+    try:
+        return tuple(str(ipaddress.ip_network(str(item).strip(), strict=False)) for item in raw)
+    except ValueError as exc:
+        raise _refuse(f"not an IP address or network: {exc}") from None
+
+
 Int = Annotated[int, BeforeValidator(_whole_number)]
+# NoDecode: the environment's text goes to _networks as it is, not through JSON first
+Networks = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_networks)]
 Bool = Annotated[bool, BeforeValidator(_true_or_false)]
 Str = Annotated[str, BeforeValidator(_text)]
 
@@ -112,6 +130,13 @@ class HttpConfig(Section):
     session_idle_minutes: Int = 120
     session_absolute_hours: Int = 24
     login_attempts_per_15min: Int = 10
+    # balancers whose X-Forwarded-For is believed (the rightmost hop not among them is the
+    # client); from anyone else the header is ignored
+    trusted_proxies: Networks = ()
+    header_timeout_s: Int = 30  # a request's headers must arrive within this
+    body_timeout_s: Int = 120  # and its body within this after them
+    metrics_allow: Networks = ("127.0.0.0/8", "::1/128")  # who may read /metrics …
+    metrics_token: Str = Field(default="", repr=False)  # … or anyone with this bearer token
 
 
 class SmtpConfig(Section):
@@ -341,6 +366,8 @@ def _problems(cfg: Config) -> list[str]:
     check(h.session_idle_minutes >= 1, "http.session_idle_minutes: must be at least 1")
     check(h.session_absolute_hours >= 1, "http.session_absolute_hours: must be at least 1")
     check(h.login_attempts_per_15min >= 1, "http.login_attempts_per_15min: must be at least 1")
+    check(1 <= h.header_timeout_s <= 3600, "http.header_timeout_s: must be 1..3600")
+    check(1 <= h.body_timeout_s <= 86400, "http.body_timeout_s: must be 1..86400")
     check(1 <= s.port <= 65535, f"smtp.port: must be between 1 and 65535 (got {s.port})")
     check(bool(s.host), "smtp.host: must not be empty")
     check(not (s.tls and s.starttls), "smtp.tls: cannot be combined with smtp.starttls (choose one)")

@@ -41,6 +41,9 @@ class Metrics:
         # result: accepted or refused; reason: stored, duplicate, or why it was refused
         self.inbound_replies = Counter("portald_inbound_replies", "replies by mail",
                                        ["result", "reason"], registry=r)
+        self.password_checks = Counter("portald_password_checks",
+                                       "passwords checked against their hash (logins and "
+                                       "password changes)", registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,6 +4,9 @@ the audit log gives the person acting."""
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+
 from aiohttp import web
 
 from daemon.access.scope import Principal
@@ -39,9 +42,41 @@ def settings(request: web.Request) -> Config:
     return request.app[SETTINGS].current
 
 
+@functools.cache
+def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(c) for c in cidrs)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def in_networks(address: str, cidrs: tuple[str, ...]) -> bool:
+    found = _address(address)
+    return found is not None and any(found in n for n in _networks(cidrs))
+
+
 def client_ip(request: web.Request) -> str:
-    # The peer address; a reverse proxy in front shares one address between all its clients.
-    return request.remote or ""
+    """Who is asking: the peer, or behind a trusted balancer ([http] trusted_proxies) the
+    rightmost X-Forwarded-For hop that is not itself trusted. Hops left of that one are
+    whatever the client chose to send, so they are never believed."""
+    peer = request.remote or ""
+    trusted = settings(request).http.trusted_proxies
+    if not trusted or not in_networks(peer, trusted):
+        return peer
+    hops = ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")
+    client = peer
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break  # garbage: keep the nearest hop we could read
+        client = str(address)
+        if not any(address in n for n in _networks(trusted)):
+            break
+    return client
 
 
 def actor_of(p: Principal) -> str:

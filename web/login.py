@@ -8,7 +8,7 @@ user's other sessions. The `next` target after a login only ever leads inside th
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -22,10 +22,10 @@ from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES, Princi
 from daemon.appkeys import METRICS, POOL
 from daemon.passwords import (
     MAX_LENGTH,
-    hash_password,
+    HashingBusy,
+    PasswordGate,
     needs_rehash,
     password_problem,
-    verify_password,
 )
 from daemon.queries import audit
 from daemon.queries import sessions as q
@@ -73,55 +73,77 @@ class LoginResult:
     principal: Principal
 
 
-async def check_throttle(conn: Any, username: str, ip: str, limit: int) -> None:
-    row = await q.failures(conn, username, ip)
-    waits = [int(row["user_retry_s"] or 1) if row["by_user"] >= limit else 0,
-             int(row["ip_retry_s"] or 1) if row["by_ip"] >= limit else 0]
-    if max(waits) > 0:
-        retry = max(1, max(waits))
+HASHING = web.AppKey("hashing", PasswordGate)
+
+
+def setup_hashing(app: web.Application) -> None:
+    app[HASHING] = PasswordGate()
+
+
+async def claim_attempt(conn: Any, username: str, ip: str, limit: int) -> int:
+    """Count this attempt, or refuse it with 429 when the name or the address is at the limit
+    (web/login.py's one throttle, for logins and password changes alike). Returns its id."""
+    row = await q.claim_attempt(conn, username, ip, limit)
+    if row["retry_s"]:
+        retry = int(row["retry_s"])
         raise ApiError(429, f"too many failed logins; try again in {retry} s",
                        headers={"Retry-After": str(retry)})
+    return int(row["attempt_id"])
+
+
+async def check_password(request: web.Request, password_hash: str | None, password: str) -> bool:
+    """The hash checked off the loop, in a bounded number of slots; holds no connection."""
+    request.app[METRICS].password_checks.inc()
+    try:
+        return await request.app[HASHING].verify(password_hash, password)
+    except HashingBusy:
+        raise ApiError(503, "the portal is busy; try again in a moment",
+                       headers={"Retry-After": "2"}) from None
 
 
 async def login(request: web.Request, username: str, password: str) -> LoginResult:
-    """Check the credentials and start a new session; raises `LoginFailed` or 429."""
+    """Check the credentials and start a new session; raises `LoginFailed`, 429 or 503.
+    No pool connection is held while the password is hashed."""
     cfg = settings(request)
     metrics = request.app[METRICS]
+    pool = request.app[POOL]
     ip = client_ip(request)
     username = username.strip()
     acceptable = 0 < len(username) <= MAX_USERNAME_CHARS and len(password) <= MAX_LENGTH
-    async with request.app[POOL].acquire() as conn:
+    async with pool.acquire() as conn:
         try:
-            await check_throttle(conn, username[:MAX_USERNAME_CHARS], ip,
-                                 cfg.http.login_attempts_per_15min)
+            await claim_attempt(conn, username[:MAX_USERNAME_CHARS], ip,
+                                cfg.http.login_attempts_per_15min)
         except ApiError:
             metrics.logins.labels("throttled").inc()
             raise
         cand = await q.login_candidate(conn, username) if acceptable else None
-        # verify_password(None, …) burns the time of a real check: an unknown user answers as
-        # slowly as a wrong password does.
-        ok = await asyncio.to_thread(verify_password, cand["password_hash"] if cand else None,
-                                     password if acceptable else "")
-        if not (ok and cand["can_login"]):
-            async with conn.transaction():
-                await q.record_failure(conn, username[:MAX_USERNAME_CHARS], ip)
-                await audit.record(conn, actor="anonymous", action="login_failed",
-                                   target=_printable(username), ip=ip)
-            metrics.logins.labels("failed").inc()
-            raise LoginFailed()
-        new_hash = (await asyncio.to_thread(hash_password, password)
-                    if needs_rehash(cand["password_hash"]) else None)
-        async with conn.transaction():
-            await q.purge_expired(conn)
-            await q.clear_failures(conn, username)
-            if new_hash:
-                await q.set_password_hash(conn, cand["kind"], cand["id"], new_hash)
-            token, s = await sessions.start(
-                conn, cfg, kind=cand["kind"], user_id=cand["id"], ip=ip,
-                user_agent=request.headers.get("User-Agent", ""),
-                previous_token=sessions.request_token(request, cfg))
-            p = await load_principal(conn, cand["kind"], cand["id"])
-            await audit.record(conn, actor=actor_of(p), action="login", target=actor_of(p), ip=ip)
+    # check_password(None, …) burns the time of a real check: an unknown user answers as
+    # slowly as a wrong password does.
+    ok = await check_password(request, cand["password_hash"] if cand else None,
+                              password if acceptable else "")
+    if not (ok and cand["can_login"]):
+        # the attempt is already counted: only the audit row is left to write
+        async with pool.acquire() as conn:
+            await audit.record(conn, actor="anonymous", action="login_failed",
+                               target=_printable(username), ip=ip)
+        metrics.logins.labels("failed").inc()
+        raise LoginFailed()
+    new_hash = None
+    if needs_rehash(cand["password_hash"]):
+        with contextlib.suppress(HashingBusy):  # an upgrade of the hash can wait for next time
+            new_hash = await request.app[HASHING].hash(password)
+    async with pool.acquire() as conn, conn.transaction():
+        await q.purge_expired(conn)
+        await q.clear_failures(conn, username)
+        if new_hash:
+            await q.set_password_hash(conn, cand["kind"], cand["id"], new_hash)
+        token, s = await sessions.start(
+            conn, cfg, kind=cand["kind"], user_id=cand["id"], ip=ip,
+            user_agent=request.headers.get("User-Agent", ""),
+            previous_token=sessions.request_token(request, cfg))
+        p = await load_principal(conn, cand["kind"], cand["id"])
+        await audit.record(conn, actor=actor_of(p), action="login", target=actor_of(p), ip=ip)
     metrics.logins.labels("ok").inc()
     log.info("login: %s from %s", actor_of(p), ip)
     return LoginResult(token, s, p)
@@ -136,29 +158,34 @@ async def logout(request: web.Request) -> None:
 
 
 async def change_password(request: web.Request, current: str, new: str) -> None:
-    """Raises ApiError 422 (wrong current password, weak new one) or 429; on success ends the
-    user's other sessions."""
+    """Raises ApiError 422 (wrong current password, weak new one), 429 or 503; on success ends
+    the user's other sessions."""
     cfg = settings(request)
     s, p = session(request), principal(request)
     ip = client_ip(request)
-    async with request.app[POOL].acquire() as conn:
+    pool = request.app[POOL]
+    async with pool.acquire() as conn:
         # A stolen session must not become a password-guessing oracle: same throttle as login.
-        await check_throttle(conn, p.username, ip, cfg.http.login_attempts_per_15min)
+        attempt = await claim_attempt(conn, p.username, ip, cfg.http.login_attempts_per_15min)
         stored = await q.password_hash(conn, s.kind, s.user_id)
-        ok = await asyncio.to_thread(verify_password, stored,
-                                     current if len(current) <= MAX_LENGTH else "")
-        if not ok:
-            await q.record_failure(conn, p.username, ip)
-            raise ApiError(422, "the current password is wrong", field="current")
-        problem = password_problem(new)
-        if problem:
-            raise ApiError(422, problem, field="new")
-        new_hash = await asyncio.to_thread(hash_password, new)
-        async with conn.transaction():
-            await q.set_password_hash(conn, s.kind, s.user_id, new_hash)
-            ended = await q.delete_others(conn, kind=s.kind, user_id=s.user_id, keep=s.token_hash)
-            await audit.record(conn, actor=actor_of(p), action="password.change",
-                               target=actor_of(p), after={"other_sessions_ended": ended}, ip=ip)
+    if not await check_password(request, stored, current if len(current) <= MAX_LENGTH else ""):
+        raise ApiError(422, "the current password is wrong", field="current")
+    problem = password_problem(new)
+    if problem:
+        async with pool.acquire() as conn:
+            await q.forget_attempt(conn, attempt)  # the right password: not a failure
+        raise ApiError(422, problem, field="new")
+    try:
+        new_hash = await request.app[HASHING].hash(new)
+    except HashingBusy:
+        raise ApiError(503, "the portal is busy; try again in a moment",
+                       headers={"Retry-After": "2"}) from None
+    async with pool.acquire() as conn, conn.transaction():
+        await q.forget_attempt(conn, attempt)
+        await q.set_password_hash(conn, s.kind, s.user_id, new_hash)
+        ended = await q.delete_others(conn, kind=s.kind, user_id=s.user_id, keep=s.token_hash)
+        await audit.record(conn, actor=actor_of(p), action="password.change",
+                           target=actor_of(p), after={"other_sessions_ended": ended}, ip=ip)
 
 
 def me_payload(p: Principal, csrf: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from daemon.appkeys import CAUGHT_MAIL
 from web import openapi
+from web.login import setup_hashing
 from web.middleware.access import ROUTE_SPECS, Access, RouteSpec, access_middleware
 from web.middleware.csrf import csrf_middleware
 from web.middleware.errors import error_middleware
@@ -314,6 +315,7 @@ def setup_web(app: web.Application) -> None:
         added = app.router.add_route(r.method, r.path, r.handler, name=r.name)
         specs[added] = RouteSpec(public=r.public, access=r.access or Access())
     app[ROUTE_SPECS] = specs
+    setup_hashing(app)
     if STATIC_DIR.exists():
         app.router.add_static("/static", STATIC_DIR, name="static")
     # Templates extend web/templates/base.html; autoescaping is on for every template.

@@ -99,24 +99,17 @@ async def set_password_hash(conn: Conn, kind: Kind, user_id: int, new_hash: str)
     await conn.execute(f"UPDATE {table} SET password_hash = $2 WHERE id = $1", user_id, new_hash)
 
 
-async def failures(conn: Conn, username: str, ip: str) -> asyncpg.Record:
-    """Failed attempts in the throttle window for this name and this address, and how many
-    seconds until the oldest of each leaves the window."""
-    return await conn.fetchrow(
-        """SELECT count(*) FILTER (WHERE lower(username) = lower($1)) AS by_user,
-                  count(*) FILTER (WHERE ip = $2) AS by_ip,
-                  ceil(extract(epoch FROM min(at) FILTER (WHERE lower(username) = lower($1))
-                       + make_interval(secs => $3) - now())) AS user_retry_s,
-                  ceil(extract(epoch FROM min(at) FILTER (WHERE ip = $2)
-                       + make_interval(secs => $3) - now())) AS ip_retry_s
-             FROM login_failures
-            WHERE at > now() - make_interval(secs => $3)
-              AND (lower(username) = lower($1) OR ip = $2)""",
-        username, ip, THROTTLE_WINDOW_S)
+async def claim_attempt(conn: Conn, username: str, ip: str, limit: int) -> asyncpg.Record:
+    """Count one login (or password) attempt unless this name or this address is at the limit
+    of the throttle window: `retry_s` 0 and the counted `attempt_id`, or the seconds to wait.
+    One atomic step across instances (migration 005's login_attempt)."""
+    return await conn.fetchrow("SELECT retry_s, attempt_id FROM login_attempt($1, $2, $3, $4)",
+                               username, ip, limit, THROTTLE_WINDOW_S)
 
 
-async def record_failure(conn: Conn, username: str, ip: str) -> None:
-    await conn.execute("INSERT INTO login_failures (username, ip) VALUES ($1, $2)", username, ip)
+async def forget_attempt(conn: Conn, attempt_id: int) -> None:
+    """An attempt that turned out good (a password change) no longer counts."""
+    await conn.execute("DELETE FROM login_failures WHERE id = $1", attempt_id)
 
 
 async def clear_failures(conn: Conn, username: str) -> None:

@@ -367,22 +367,20 @@ async def test_three_daemons_behind_haproxy_survive_a_sigkill(demo_dsn: str, tmp
     assert all(code == 0 for code in cluster.exits.values()), cluster.exits
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "daemon bug: the login throttle counts failures per peer address (web/context.py client_ip: "
-    "request.remote), which behind a balancer is the balancer's for every client; X-Forwarded-For "
-    "is not read, so anyone's failed logins lock every user out"))
 async def test_a_strangers_failed_logins_do_not_lock_others_out_behind_the_balancer(
         demo_dsn: str, tmp_path: Path) -> None:
+    # the throttle counts per address: behind the balancer that is the client's, from the
+    # X-Forwarded-For the balancer (on 127.0.0.1) adds, not the balancer's own for everyone
     async with Cluster(HAPROXY, tmp_path, demo_dsn, ("d1",), extra=DAEMON_SETTINGS,
-                       log=False) as cluster:
+                       http_extra='trusted_proxies = ["127.0.0.1"]', log=False) as cluster:
         load = Load(cluster.balancer.url)
-        stranger = await load.anonymous()
+        stranger = await load.anonymous(source="127.0.0.2")
         for i in range(10):  # [http] login_attempts_per_15min = 10
             result, _ = await load.request(stranger, "POST", "/api/v1/login",
                                            json={"username": f"nobody{i}", "password": "guess"},
                                            expect=(401,))
             assert result.ok, result
-        someone = await load.anonymous()
+        someone = await load.anonymous(source="127.0.0.3")
         try:  # the right password, someone else, elsewhere
             result, body = await load.request(someone, "POST", "/api/v1/login",
                                               json={"username": "tech", "password": DEMO_PASSWORD})

@@ -144,7 +144,7 @@ class Sink:
 
 
 def write_daemon_config(path: Path, *, dsn: str, port: int, public_url: str, smtp_port: int,
-                        state: Path, extra: str = "") -> Path:
+                        state: Path, extra: str = "", http_extra: str = "") -> Path:
     path.write_text(f"""
 [database]
 dsn = "{dsn}"
@@ -154,6 +154,7 @@ pool_max = 5
 host = "127.0.0.1"
 port = {port}
 public_url = "{public_url}"
+{http_extra}
 [smtp]
 host = "127.0.0.1"
 port = {smtp_port}
@@ -266,7 +267,7 @@ def haproxy_config(*, port: int, servers: Iterable[tuple[str, int]], socket_path
       replaying it would do it twice (two notes, two mails). HAProxy itself does not tell
       methods apart here, hence `http-request disable-l7-retry unless METH_GET`.
     - `X-Served-By` on every answer names the daemon that made it; `X-Forwarded-For` tells
-      the daemon who the client is (the daemon does not read it yet).
+      the daemon who the client is (believed where its [http] trusted_proxies names us).
     """
     lines = [
         "global",
@@ -411,13 +412,16 @@ class Haproxy:
 
 class Cluster:
     """An SMTP sink, daemons named `names` on `dsn` (each with `[smtp]`/`[mail]`/… lines
-    `extra` added to its config.toml), and HAProxy in front of them, all started and UP.
+    `extra` added to its config.toml, and `http_extra` to its [http]), and HAProxy in front of
+    them, all started and UP.
     `exits` holds each daemon's exit code after the stop (SIGTERM)."""
 
     def __init__(self, haproxy: str, directory: Path, dsn: str, names: Iterable[str], *,
-                 extra: str = "", sink_delay_s: float = 0.0, log: bool = True) -> None:
+                 extra: str = "", http_extra: str = "", sink_delay_s: float = 0.0,
+                 log: bool = True) -> None:
         self.haproxy_bin, self.directory, self.dsn = haproxy, directory, dsn
         self.names, self.extra, self.sink_delay_s, self.log = list(names), extra, sink_delay_s, log
+        self.http_extra = http_extra
         self.sink: Sink | None = None
         self.daemons: dict[str, Daemon] = {}
         self.balancer: Haproxy | None = None
@@ -434,7 +438,7 @@ class Cluster:
                 cfg = write_daemon_config(state / "config.toml", dsn=self.dsn, port=port,
                                           public_url=f"http://127.0.0.1:{lb_port}",
                                           smtp_port=self.sink.ports[name], state=state / "state",
-                                          extra=self.extra)
+                                          extra=self.extra, http_extra=self.http_extra)
                 self.daemons[name] = Daemon(name, cfg, port, state / "daemon.log")
             for d in self.daemons.values():
                 d.start()
@@ -504,16 +508,22 @@ class Load:
     results: list[Result] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def _sessions(self) -> tuple[aiohttp.ClientSession, aiohttp.ClientSession]:
+    def _sessions(self, source: str | None = None) -> tuple[aiohttp.ClientSession,
+                                                            aiohttp.ClientSession]:
         # unsafe: keep the cookies of a host that is an IP address (the balancer's)
         jar = aiohttp.CookieJar(unsafe=True)
         timeout = aiohttp.ClientTimeout(total=30)
-        return (aiohttp.ClientSession(base_url=self.base, cookie_jar=jar, timeout=timeout),
+        local = (source, 0) if source else None
+        return (aiohttp.ClientSession(base_url=self.base, cookie_jar=jar, timeout=timeout,
+                                      connector=aiohttp.TCPConnector(local_addr=local)),
                 aiohttp.ClientSession(base_url=self.base, cookie_jar=jar, timeout=timeout,
-                                      connector=aiohttp.TCPConnector(force_close=True)))
+                                      connector=aiohttp.TCPConnector(force_close=True,
+                                                                     local_addr=local)))
 
-    async def anonymous(self) -> User:
-        return User("-", *self._sessions(), "")
+    async def anonymous(self, source: str | None = None) -> User:
+        """A client without a session; `source`: the loopback address it connects from
+        (127.0.0.0/8 is all this machine's), so that clients can come from different places."""
+        return User("-", *self._sessions(source), "")
 
     async def login(self, username: str) -> User:
         session, once = self._sessions()
