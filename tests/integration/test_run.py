@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 
 from daemon.db.embedded import free_port
@@ -127,3 +128,55 @@ async def test_a_dead_background_task_stops_the_daemon_non_zero(config) -> None:
 
     app.cleanup_ctx.append(side_task_ctx)
     assert await asyncio.wait_for(_serve_app(app, cfg, SystemdNotifier(), None), 30) == 1
+
+
+async def _read_until(stream: asyncio.StreamReader, text: str, timeout: float = 30) -> str:
+    seen = ""
+    async with asyncio.timeout(timeout):
+        while text not in seen:
+            line = await stream.readline()
+            if not line:
+                raise AssertionError(f"stream ended before {text!r}:\n{seen}")
+            seen += line.decode(errors="replace")
+    return seen
+
+
+async def test_a_second_sigterm_during_the_stop_does_not_kill_the_daemon(
+        dsn: str, smtp_sink, tmp_path: Path) -> None:
+    port = free_port()
+    cfg = run_config(tmp_path / "config.toml", dsn=dsn, http_port=port, smtp_port=smtp_sink.port,
+                     state=tmp_path / "state")
+    proc = await start_daemon(cfg)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await wait_healthy(port, proc)
+        # a request in flight while the stop begins: its login attempt waits for the lock on
+        # its name (migration 005), which this test holds
+        await conn.execute("SELECT pg_advisory_lock(hashtext('portald_login_user'), hashtext('nobody'))")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        body = b'{"username": "nobody", "password": "wrong"}'
+        writer.write(b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        async with asyncio.timeout(10):
+            while not await conn.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"):
+                await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        await _read_until(proc.stderr, "stopping")
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)
+        await asyncio.sleep(0.5)
+        assert proc.returncode is None, "the second signal killed the daemon"
+        await conn.execute("SELECT pg_advisory_unlock_all()")
+        status = await asyncio.wait_for(reader.readline(), 20)
+        assert status.startswith(b"HTTP/1.1 401"), status
+        writer.close()
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        rest = (await proc.stderr.read()).decode()
+        assert "received while stopping: ignored" in rest and "Traceback" not in rest
+    finally:
+        await conn.close()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
