@@ -7,12 +7,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from web.validation import query_fields
+from web.input import read_query
+from web.schemas import DEFAULT_PAGE, PageQuery
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-# far beyond any real list; keeps the number a plain bigint for PostgreSQL
-MAX_OFFSET = 10_000_000
+DEFAULT_LIMIT = DEFAULT_PAGE
 
 
 @dataclass(frozen=True)
@@ -23,9 +21,5 @@ class PageRequest:
 
 def page_request(request: web.Request) -> PageRequest:
     """The `limit` and `offset` of the query string."""
-    fields = query_fields(request)
-    limit = fields.integer("limit", required=False, minimum=1, maximum=MAX_LIMIT,
-                           default=DEFAULT_LIMIT)
-    offset = fields.integer("offset", required=False, minimum=0, maximum=MAX_OFFSET, default=0)
-    assert limit is not None and offset is not None  # defaults given
-    return PageRequest(limit=limit, offset=offset)
+    page = read_query(request, PageQuery)
+    return PageRequest(limit=page.limit, offset=page.offset)

@@ -32,7 +32,8 @@ from daemon.services import tickets as tickets_service
 from web.context import actor_of
 from web.errors import ApiError, not_found
 from web.files import max_upload_bytes, read_upload
-from web.schemas import NewCharge, NewEmail, NewTicket, TicketChanges, encode_cursor
+from web.input import invalid, read_form_data
+from web.schemas import Charge, NewEmail, NewTicket, TicketChange, UploadFields, encode_cursor
 from web.ticket_json import (
     attachment_json,
     charge_json,
@@ -41,7 +42,6 @@ from web.ticket_json import (
     recipient_json,
     ticket_json,
 )
-from web.validation import Fields, invalid
 
 # every employee has at least the lowest ticket scope: reads are bounded by scope, not a privilege
 ANY_EMPLOYEE = ("ticket_scope", "own")
@@ -190,7 +190,7 @@ async def create_ticket(pool: asyncpg.Pool, p: Principal, new: NewTicket) -> dic
 
 
 async def update_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int,
-                        changes: TicketChanges) -> dict[str, Any]:
+                        changes: TicketChange) -> dict[str, Any]:
     """Change description, priority, asset (customers and employees) and status, assignee
     (employees). A field sent with the value it already has is no change and needs no
     privilege, so a form may send all its fields; a field the principal may not even see is
@@ -272,7 +272,7 @@ async def add_note(pool: asyncpg.Pool, p: Principal, ticket_id: int, body: str) 
 
 
 async def add_charge(pool: asyncpg.Pool, p: Principal, ticket_id: int,
-                     charge: NewCharge) -> dict[str, Any]:
+                     charge: Charge) -> dict[str, Any]:
     require(p, customer=None, employee=("log_charges", "on"), what="log charges")
     async with transaction(pool, p) as conn:
         rate = charge.unit_price
@@ -330,14 +330,13 @@ async def upload_attachment(request: web.Request, p: Principal, ticket_id: int) 
         if not await q.ticket_in_scope(conn, p, ticket_id):
             raise not_found()
     upload = await read_upload(request)
-    f = Fields(upload.fields, form=True)
+    sent = read_form_data(upload.fields, UploadFields).public
     if p.is_customer:
-        if not f.boolean("public", default=True):
+        if sent is False:
             raise invalid("public", "files uploaded by customers are always public")
         public = True
     else:
-        public = f.boolean("public", default=False)
-    f.finish()
+        public = bool(sent)
     async with transaction(pool, p) as conn:
         row = await tickets_service.add_attachment(
             conn, p, ticket_id, filename=upload.filename, content_type=upload.content_type,

@@ -8,6 +8,7 @@ portal does. The sentences beside them only name which part of that rule decided
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import asyncpg
@@ -28,11 +29,21 @@ _CHILD_PARTS: tuple[tuple[str, str, str, str | None], ...] = (
 )
 
 
+MAX_TICKET_ID = 2**63 - 1
+_TICKET_NUMBER = re.compile(r"[A-Za-z0-9-]{1,40}")
+
+
 async def _ticket(conn: asyncpg.Connection, ticket: str | int) -> asyncpg.Record:
+    """A ticket by id (ASCII digits of a bigint) or number; anything else is no ticket (a
+    "²" or a 20-digit id would otherwise reach int() or the bigint column)."""
     text = str(ticket).strip()
-    row = await q.ticket(conn, text)
+    row = None
+    if text.isascii() and text.isdigit():
+        row = await q.ticket_by_id(conn, int(text)) if int(text) <= MAX_TICKET_ID else None
+    elif _TICKET_NUMBER.fullmatch(text):
+        row = await q.ticket_by_number(conn, text)
     if row is None:
-        raise AdminError(f"no ticket {text}")
+        raise AdminError(f"no ticket {text[:60]}")
     return row
 
 
@@ -146,9 +157,10 @@ async def _employee_parts(conn: asyncpg.Connection, p: Principal,
 async def explain(conn: asyncpg.Connection, username: str, ticket_id: str | int) -> dict[str, Any]:
     """Why `username` does or does not see ticket `ticket_id` (an id or a number like T-1000),
     and what of it. Raises AdminError for an unknown user or ticket."""
-    p = await find_user(conn, username)
+    # a NUL cannot be in any name, and PostgreSQL refuses to even compare one
+    p = await find_user(conn, username) if "\x00" not in username and username.isprintable() else None
     if p is None:
-        raise AdminError(f"no customer web user or employee named {username!r}")
+        raise AdminError(f"no customer web user or employee named {username[:100]!r}")
     t = await _ticket(conn, ticket_id)
     ids = {t["account_id"], *(p.account_ids or ()), *([p.account_id] if p.account_id else [])}
     names = await accounts_q.names_by_ids(conn, sorted(ids))

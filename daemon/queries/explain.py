@@ -8,17 +8,19 @@ import asyncpg
 from daemon.access import scope
 from daemon.access.scope import Params, Principal
 
+_TICKET = """SELECT t.id, t.number, t.account_id, a.name AS account, t.status, t.priority,
+                     t.asset_id, t.assigned_to, e.username AS assigned_username
+                FROM tickets t JOIN accounts a ON a.id = t.account_id
+                LEFT JOIN employees e ON e.id = t.assigned_to"""
 
-async def ticket(conn: asyncpg.Connection, ticket: str) -> asyncpg.Record | None:
-    """A ticket by its id (digits) or its number (e.g. T-1000, any case)."""
-    where = "t.id = $1" if ticket.isdigit() else "upper(t.number) = upper($1)"
-    return await conn.fetchrow(
-        f"""SELECT t.id, t.number, t.account_id, a.name AS account, t.status, t.priority,
-                   t.asset_id, t.assigned_to, e.username AS assigned_username
-              FROM tickets t JOIN accounts a ON a.id = t.account_id
-              LEFT JOIN employees e ON e.id = t.assigned_to
-             WHERE {where}""",
-        int(ticket) if ticket.isdigit() else ticket)
+
+async def ticket_by_id(conn: asyncpg.Connection, ticket_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"{_TICKET} WHERE t.id = $1", ticket_id)
+
+
+async def ticket_by_number(conn: asyncpg.Connection, number: str) -> asyncpg.Record | None:
+    """A ticket by its number (e.g. T-1000, any case)."""
+    return await conn.fetchrow(f"{_TICKET} WHERE upper(t.number) = upper($1)", number)
 
 
 async def count_children(conn: asyncpg.Connection, p: Principal, table: str,

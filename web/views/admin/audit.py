@@ -12,11 +12,13 @@ from aiohttp import web
 
 from daemon.formatting import when
 from daemon.queries import audit_search
+from web.errors import ApiError
+from web.input import read_query
+from web.schemas.admin import AuditQuery
 from web.views.admin.common import admin_page, connection
 
 PAGE_SIZE = 50
 MAX_PAGE = 10_000
-MAX_FILTER_CHARS = 200
 FILTERS = ("actor", "action", "target", "from", "to")
 
 
@@ -59,8 +61,19 @@ def _day(text: str) -> date:
     return date.fromisoformat(text)
 
 
+def _empty_context() -> dict[str, Any]:
+    return {"entries": [], "query": dict.fromkeys(FILTERS, ""), "actions": [], "page": 1,
+            "newer": None, "older": None, "filtered": False}
+
+
 async def audit_page(request: web.Request) -> web.Response:
-    query = {k: request.query.get(k, "").strip()[:MAX_FILTER_CHARS] for k in FILTERS}
+    try:
+        form = read_query(request, AuditQuery)
+    except ApiError as err:
+        return admin_page(request, "admin_audit.html", _empty_context(), status=422,
+                          errors={f"filter.{err.field}": err.message})
+    query = {"actor": form.actor, "action": form.action, "target": form.target,
+             "from": form.from_, "to": form.to}
     errors: dict[str, str] = {}
     bounds: dict[str, datetime | None] = {"from": None, "to": None}
     for key in ("from", "to"):
@@ -70,11 +83,12 @@ async def audit_page(request: web.Request) -> web.Response:
             except ValueError:
                 errors[f"filter.{key}"] = f'"{query[key]}" is not a date: use YYYY-MM-DD'
                 continue
+            if day == date.max and key == "to":
+                continue  # the end of time: no bound at all
             # "to" includes its whole day
             bounds[key] = datetime.combine(day + timedelta(days=1 if key == "to" else 0),
                                            time.min, tzinfo=UTC)
-    page_text = request.query.get("page", "1")
-    page = int(page_text) if page_text.isdigit() and 0 < int(page_text) <= MAX_PAGE else 1
+    page = form.page if form.page is not None and form.page <= MAX_PAGE else 1
     rows: list[Any] = []
     async with connection(request) as conn:
         if not errors:

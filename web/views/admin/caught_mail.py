@@ -19,7 +19,9 @@ from daemon.appkeys import CAUGHT_MAIL
 from daemon.dev.caught import CaughtMail, list_caught, read_caught, send_reply
 from web.context import settings
 from web.errors import not_found
-from web.views.admin.common import admin_page, read_form
+from web.input import read_form
+from web.schemas.admin import CaughtReply
+from web.views.admin.common import admin_page
 
 LIST = "/admin/caught-mail"
 MAX_REPLY_CHARS = 20000
@@ -69,8 +71,8 @@ async def mail_page(request: web.Request) -> web.Response:
 
 async def reply_submit(request: web.Request) -> web.Response:
     mail = await _mail(request)
-    form = await read_form(request)
-    text, quote = form.get("text"), form.get("quote") == "on"
+    form = await read_form(request, CaughtReply)
+    text, quote = form.text, form.quote == "on"
     values = {"reply.text": text, "reply.quote": "on" if quote else "off"}
     problem = None
     if not mail.reply_to:

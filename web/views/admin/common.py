@@ -22,9 +22,7 @@ from aiohttp import web
 from daemon.appkeys import POOL
 from web import pages
 from web.context import actor_of, principal, settings
-from web.errors import not_found
 from web.middleware.access import Access
-from web.validation import MAX_ID
 
 # Admin routes answer 404 to everyone who is not an administrator (see Access.hide).
 ADMIN = Access(kind="employee", admin=True, hide=True)
@@ -46,38 +44,6 @@ async def connection(request: web.Request) -> AsyncIterator[asyncpg.Connection]:
 def actor(request: web.Request) -> str:
     """The audit actor of this request: `employee:<username>` (the CLI's is `cli:<os user>`)."""
     return actor_of(principal(request))
-
-
-def path_id(request: web.Request, name: str = "id") -> int:
-    """A numeric path segment; anything else is simply not found."""
-    text = request.match_info.get(name, "")
-    if not text.isdigit() or int(text) > MAX_ID:
-        raise not_found()
-    return int(text)
-
-
-class Form:
-    """A posted form: `get` gives one stripped text value, `getall` every value of a name."""
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = data
-
-    def get(self, name: str, default: str = "") -> str:
-        # a repeated name (hidden "off" before a checkbox "on") counts by its last value
-        values = self.getall(name)
-        return values[-1].strip() if values else default
-
-    def getall(self, name: str) -> list[str]:
-        getall = getattr(self._data, "getall", None)
-        raw = getall(name, []) if getall else ([self._data[name]] if name in self._data else [])
-        return [v for v in raw if isinstance(v, str)]
-
-    def has(self, name: str) -> bool:
-        return bool(self.getall(name))
-
-
-async def read_form(request: web.Request) -> Form:
-    return Form(await request.post())
 
 
 class FieldErrors(dict[str, str]):

@@ -15,6 +15,17 @@ from daemon.services.accounts import list_accounts
 from daemon.services.common import AdminError
 from daemon.services.groups import list_groups
 from web.errors import not_found
+from web.input import path_id, read_form
+from web.schemas.admin import (
+    EmployeeAccess,
+    EmployeeActive,
+    EmployeeCreate,
+    EmployeeGroup,
+    EmployeeMail,
+    EmployeeRate,
+    EmployeeWebAccess,
+    License,
+)
 from web.views.admin.common import (
     LIVE,
     actor,
@@ -23,8 +34,6 @@ from web.views.admin.common import (
     field_for,
     generate_password,
     password_page,
-    path_id,
-    read_form,
     redirect,
 )
 from web.views.admin.labels import ALERT_LABELS, RECIPIENT_LABELS
@@ -87,12 +96,12 @@ async def employee_page(request: web.Request) -> web.Response:
 
 
 async def create_employee(request: web.Request) -> web.Response:
-    form = await read_form(request)
-    fields = {"username": form.get("username"), "full_name": form.get("full_name"),
-              "email": form.get("email"), "group": form.get("group") or employees.DEFAULT_EMPLOYEE_GROUP,
-              "hourly_rate": form.get("hourly_rate") or "0"}
-    web_access = form.get("web_access") == "on"
-    password = generate_password() if form.get("password") == "generate" else None
+    form = await read_form(request, EmployeeCreate)
+    fields = {"username": form.username, "full_name": form.full_name, "email": form.email,
+              "group": form.group or employees.DEFAULT_EMPLOYEE_GROUP,
+              "hourly_rate": form.hourly_rate or "0"}
+    web_access = form.web_access == "on"
+    password = generate_password() if form.password == "generate" else None
     try:
         async with connection(request) as conn:
             created = await employees.create_employee(conn, actor=actor(request), password=password,
@@ -101,7 +110,7 @@ async def create_employee(request: web.Request) -> web.Response:
         key = field_for(str(exc), _CREATE_FIELDS, "create.username")
         values = {f"create.{k}": v for k, v in fields.items()}
         values.update({"create.web_access": "on" if web_access else "off",
-                       "create.password": form.get("password")})
+                       "create.password": form.password})
         return await _list_page(request, status=422, errors={key: str(exc)}, values=values)
     if password is not None:
         return password_page(request, username=created["username"], password=password,
@@ -111,8 +120,7 @@ async def create_employee(request: web.Request) -> web.Response:
 
 
 async def set_license(request: web.Request) -> web.Response:
-    form = await read_form(request)
-    text = form.get("seats")
+    text = (await read_form(request, License)).seats
     seats: Any
     try:
         seats = int(text)
@@ -129,9 +137,9 @@ async def set_license(request: web.Request) -> web.Response:
 
 async def set_active(request: web.Request) -> web.Response:
     employee = await _employee(request)
-    form = await read_form(request)
-    active = form.get("active") == "on"
-    back_to_list = form.get("back") == "list"
+    form = await read_form(request, EmployeeActive)
+    active = form.active == "on"
+    back_to_list = form.back == "list"
     try:
         async with connection(request) as conn:
             result = await employees.set_employee_active(conn, actor=actor(request),
@@ -147,8 +155,7 @@ async def set_active(request: web.Request) -> web.Response:
 
 async def set_web_access(request: web.Request) -> web.Response:
     employee = await _employee(request)
-    form = await read_form(request)
-    web_access = form.get("web_access") == "on"
+    web_access = (await read_form(request, EmployeeWebAccess)).web_access == "on"
     try:
         async with connection(request) as conn:
             result = await employees.set_employee_web_access(
@@ -164,8 +171,7 @@ async def set_web_access(request: web.Request) -> web.Response:
 
 async def set_group(request: web.Request) -> web.Response:
     employee = await _employee(request)
-    form = await read_form(request)
-    group = form.get("group")
+    group = (await read_form(request, EmployeeGroup)).group
     try:
         async with connection(request) as conn:
             result = await employees.set_employee_group(conn, actor=actor(request),
@@ -180,9 +186,9 @@ async def set_group(request: web.Request) -> web.Response:
 
 async def set_access(request: web.Request) -> web.Response:
     employee = await _employee(request)
-    form = await read_form(request)
-    all_accounts = form.get("scope") == "all"
-    accounts = [] if all_accounts else form.getall("accounts")
+    form = await read_form(request, EmployeeAccess)
+    all_accounts = form.scope == "all"
+    accounts = [] if all_accounts else form.accounts
     try:
         async with connection(request) as conn:
             result = await employees.set_employee_access(conn, actor=actor(request),
@@ -203,8 +209,8 @@ async def set_access(request: web.Request) -> web.Response:
 
 async def set_mail(request: web.Request) -> web.Response:
     employee = await _employee(request)
-    form = await read_form(request)
-    settings = {key: form.get(key) == "on" for key in employees.MAIL_SETTINGS}
+    form = await read_form(request, EmployeeMail)
+    settings = {key: getattr(form, key) == "on" for key in employees.MAIL_SETTINGS}
     try:
         async with connection(request) as conn:
             result = await employees.set_mail_settings(conn, actor=actor(request),
@@ -219,8 +225,7 @@ async def set_mail(request: web.Request) -> web.Response:
 
 async def set_rate(request: web.Request) -> web.Response:
     employee = await _employee(request)
-    form = await read_form(request)
-    rate = form.get("hourly_rate")
+    rate = (await read_form(request, EmployeeRate)).hourly_rate
     try:
         async with connection(request) as conn:
             result = await employees.set_employee_rate(conn, actor=actor(request),

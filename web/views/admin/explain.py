@@ -6,17 +6,23 @@ from aiohttp import web
 
 from daemon.access.explain import explain
 from daemon.services.common import AdminError
+from web.errors import ApiError
+from web.input import read_query
+from web.schemas.admin import ExplainQuery
 from web.views.admin.common import admin_page, connection, field_for
-
-MAX_INPUT_CHARS = 200
 
 
 async def explain_page(request: web.Request) -> web.Response:
-    username = request.query.get("user", "").strip()[:MAX_INPUT_CHARS]
-    ticket = request.query.get("ticket", "").strip()[:MAX_INPUT_CHARS]
+    try:
+        form = read_query(request, ExplainQuery)
+    except ApiError as err:
+        return admin_page(request, "admin_explain.html",
+                          {"username": "", "ticket": "", "result": None}, status=422,
+                          errors={f"explain.{err.field}": err.message})
+    username, ticket = form.user or "", form.ticket or ""
     context = {"username": username, "ticket": ticket, "result": None}
     errors: dict[str, str] = {}
-    if "user" in request.query or "ticket" in request.query:
+    if form.model_fields_set:
         if not username:
             errors["explain.user"] = "give a user name"
         if not ticket:

@@ -13,6 +13,8 @@ from daemon.access.kinds import CUSTOMER_GROUPS, EMPLOYEE_GROUPS, GroupKind
 from daemon.services import groups
 from daemon.services.common import AdminError
 from web.errors import not_found
+from web.input import path_id, read_form
+from web.schemas.admin import GroupCreate, GroupRename, levels_form
 from web.views.admin.common import (
     LIVE,
     FieldErrors,
@@ -20,8 +22,6 @@ from web.views.admin.common import (
     admin_page,
     connection,
     field_for,
-    path_id,
-    read_form,
     redirect,
 )
 from web.views.admin.labels import LEVEL_LABELS
@@ -74,8 +74,8 @@ async def group_page(kind: GroupKind, request: web.Request) -> web.Response:
 
 
 async def create_group(kind: GroupKind, request: web.Request) -> web.Response:
-    form = await read_form(request)
-    name, copy_from = form.get("name"), form.get("copy_from") or None
+    form = await read_form(request, GroupCreate)
+    name, copy_from = form.name, form.copy_from or None
     try:
         async with connection(request) as conn:
             created = await groups.create_group(conn, kind, actor=actor(request), name=name,
@@ -93,10 +93,11 @@ async def create_group(kind: GroupKind, request: web.Request) -> web.Response:
 
 async def save_levels(kind: GroupKind, request: web.Request) -> web.Response:
     group, _ = await _find(kind, request)
-    form = await read_form(request)
+    form = await read_form(request, levels_form(kind))
     # every identifier the form carries; a checkbox is a hidden "off" followed by an "on"
-    levels = {identifier: form.get(identifier) for identifier in kind.levels if form.has(identifier)}
-    back_to_grid = form.get("back") == "grid"
+    levels = {identifier: getattr(form, identifier) or "" for identifier in kind.levels
+              if identifier in form.model_fields_set}
+    back_to_grid = form.back == "grid"
     try:
         async with connection(request) as conn:
             result = await groups.set_group_levels(conn, kind, actor=actor(request),
@@ -118,8 +119,7 @@ async def save_levels(kind: GroupKind, request: web.Request) -> web.Response:
 
 async def rename_group(kind: GroupKind, request: web.Request) -> web.Response:
     group, _ = await _find(kind, request)
-    form = await read_form(request)
-    new_name = form.get("new_name")
+    new_name = (await read_form(request, GroupRename)).new_name
     try:
         async with connection(request) as conn:
             result = await groups.rename_group(conn, kind, actor=actor(request),

@@ -14,7 +14,9 @@ from daemon.queries import mail as mail_q
 from daemon.services.common import AdminError
 from daemon.services.employees import list_employees
 from daemon.services.outbox import OUTBOX_LIST_LIMIT, list_outbox, retry_outbox
-from web.views.admin.common import actor, admin_page, connection, path_id, read_form, redirect
+from web.input import parse_id, path_id, read_form, read_query
+from web.schemas.admin import Back, OutboxQuery, TicketLookup
+from web.views.admin.common import actor, admin_page, connection, redirect
 
 # "retrying" is no status of its own: a queued mail that has failed at least once
 STATUS_FILTERS = ("queued", "retrying", "failed", "sent")
@@ -43,7 +45,7 @@ async def _names(conn: Any) -> dict[int, str]:
 
 async def _outbox_page(request: web.Request, *, status: int = 200,
                        errors: Mapping[str, str] | None = None) -> web.Response:
-    wanted = request.query.get("status", "")
+    wanted = read_query(request, OutboxQuery).status
     if wanted not in STATUS_FILTERS:
         wanted = ""
     async with connection(request) as conn:
@@ -65,8 +67,7 @@ async def outbox_page(request: web.Request) -> web.Response:
 
 async def retry(request: web.Request) -> web.Response:
     outbox_id = path_id(request)
-    form = await read_form(request)
-    back = form.get("back")
+    back = (await read_form(request, Back)).back
     try:
         async with connection(request) as conn:
             await retry_outbox(conn, actor=actor(request), outbox_id=outbox_id)
@@ -90,7 +91,7 @@ async def ticket_mail_page(request: web.Request) -> web.Response:
 
 async def ticket_lookup(request: web.Request) -> web.Response:
     """The outbox page's "mail of ticket" box (a GET form) lands on that ticket's mail page."""
-    text = request.query.get("id", "").strip().lstrip("#")
-    if text.isdigit() and len(text) <= 18:
-        return web.Response(status=303, headers={"Location": f"/admin/tickets/{int(text)}/mail"})
+    ticket_id = parse_id(read_query(request, TicketLookup).id.lstrip("#"))
+    if ticket_id is not None:
+        return web.Response(status=303, headers={"Location": f"/admin/tickets/{ticket_id}/mail"})
     return web.Response(status=303, headers={"Location": "/admin/outbox"})

@@ -15,6 +15,8 @@ from daemon.services.accounts import list_accounts
 from daemon.services.common import AdminError
 from daemon.services.groups import list_groups
 from web.errors import not_found
+from web.input import path_id, read_form
+from web.schemas.admin import AccountCreate, Member, WebuserCreate
 from web.views.admin.common import (
     LIVE,
     FieldErrors,
@@ -24,8 +26,6 @@ from web.views.admin.common import (
     field_for,
     generate_password,
     password_page,
-    path_id,
-    read_form,
     redirect,
 )
 
@@ -76,9 +76,8 @@ async def accounts_page(request: web.Request) -> web.Response:
 
 
 async def create_account(request: web.Request) -> web.Response:
-    form = await read_form(request)
-    fields = {"name": form.get("name"), "contact_name": form.get("contact_name"),
-              "email": form.get("email")}
+    form = await read_form(request, AccountCreate)
+    fields = {"name": form.name, "contact_name": form.contact_name, "email": form.email}
     try:
         async with connection(request) as conn:
             created = await create_account_op(conn, actor=actor(request), **fields)
@@ -95,10 +94,10 @@ async def users_page(request: web.Request) -> web.Response:
 
 async def create_webuser(request: web.Request) -> web.Response:
     account = await _account(request)
-    form = await read_form(request)
-    fields = {"username": form.get("username"), "full_name": form.get("full_name"),
-              "email": form.get("email"), "group": form.get("group")}
-    password = generate_password() if form.get("password") == "generate" else None
+    form = await read_form(request, WebuserCreate)
+    fields = {"username": form.username, "full_name": form.full_name, "email": form.email,
+              "group": form.group}
+    password = generate_password() if form.password == "generate" else None
     try:
         async with connection(request) as conn:
             created = await webusers.create_webuser(
@@ -108,7 +107,7 @@ async def create_webuser(request: web.Request) -> web.Response:
     except AdminError as exc:
         key = field_for(str(exc), _CREATE_FIELDS, "create.username")
         values = {f"create.{k}": v for k, v in fields.items()}
-        values["create.password"] = form.get("password")
+        values["create.password"] = form.password
         return await _users_page(request, account, status=422, errors={key: str(exc)},
                                  values=values)
     if password is not None:
@@ -121,8 +120,8 @@ async def create_webuser(request: web.Request) -> web.Response:
 async def _member(request: web.Request) -> tuple[dict[str, Any], str, Any]:
     """The account of the URL, and the posted username (which must be one of its users)."""
     account = await _account(request)
-    form = await read_form(request)
-    username = form.get("username")
+    form = await read_form(request, Member)
+    username = form.username
     async with connection(request) as conn:
         users = await webusers.list_webusers(conn, account=account["name"])
     if username.lower() not in {u["username"].lower() for u in users}:
@@ -132,7 +131,7 @@ async def _member(request: web.Request) -> tuple[dict[str, Any], str, Any]:
 
 async def set_group(request: web.Request) -> web.Response:
     account, username, form = await _member(request)
-    group = form.get("group")
+    group = form.group
     try:
         async with connection(request) as conn:
             result = await webusers.set_webuser_group(conn, actor=actor(request), username=username,
@@ -148,7 +147,7 @@ async def set_group(request: web.Request) -> web.Response:
 
 async def set_active(request: web.Request) -> web.Response:
     account, username, form = await _member(request)
-    active = form.get("active") == "on"
+    active = form.active == "on"
     try:
         async with connection(request) as conn:
             result = await webusers.set_webuser_active(conn, actor=actor(request), username=username,

@@ -23,8 +23,8 @@ from daemon.queries import audit
 from web.context import actor_of, client_ip, principal
 from web.errors import ApiError, not_found
 from web.files import download_response
+from web.input import path_id
 from web.pagination import page_request
-from web.validation import path_id
 
 
 def as_json(row: asyncpg.Record | dict[str, Any], *, drop: tuple[str, ...] = ()) -> dict[str, Any]:

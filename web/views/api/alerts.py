@@ -18,7 +18,8 @@ from daemon.queries import audit
 from daemon.queries import employees as q
 from web.context import actor_of, client_ip, principal
 from web.errors import ApiError
-from web.validation import Fields, json_fields
+from web.input import read_json
+from web.schemas import MailSettingsChange
 
 
 async def current_settings(conn: asyncpg.Connection, employee_id: int) -> dict[str, bool]:
@@ -27,12 +28,6 @@ async def current_settings(conn: asyncpg.Connection, employee_id: int) -> dict[s
         # a trigger creates the row with the employee; only a hand-made deletion removes it
         raise ApiError(409, "your mail settings are missing; ask an administrator")
     return {c: bool(row[c]) for c in q.MAIL_SETTING_COLUMNS}
-
-
-def _read_changes(fields: Fields) -> dict[str, bool]:
-    changes = {c: fields.boolean(c) for c in q.MAIL_SETTING_COLUMNS if fields.has(c)}
-    fields.finish()  # any other key is a mistake worth hearing about
-    return changes
 
 
 async def save_settings(request: web.Request, changes: dict[str, bool]) -> dict[str, bool]:
@@ -58,5 +53,5 @@ async def api_get_alerts(request: web.Request) -> web.Response:
 
 
 async def api_put_alerts(request: web.Request) -> web.Response:
-    changes = _read_changes(await json_fields(request))
+    changes = (await read_json(request, MailSettingsChange)).sent()
     return web.json_response(await save_settings(request, changes))

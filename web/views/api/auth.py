@@ -6,43 +6,20 @@ handlers only translate between HTTP and them.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
 from web import sessions
 from web.context import principal, session, settings
-from web.errors import ApiError
+from web.input import read_json
 from web.login import change_password, login, logout, me_payload
+from web.schemas import Login, PasswordChange
 
-MAX_JSON_BYTES = 64 * 1024
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise ApiError(415, "send the request body as application/json")
-    if (request.content_length or 0) > MAX_JSON_BYTES:
-        raise ApiError(413, "request body too large")
-    try:
-        body = json.loads(await request.text())
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    return body
-
-
-def _string_field(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str):
-        raise ApiError(422, f"{name} is required and must be a string", field=name)
-    return value
+MAX_JSON_BYTES = 64 * 1024  # a login or a password change is a few hundred bytes
 
 
 async def api_login(request: web.Request) -> web.Response:
-    body = await _json_object(request)
-    result = await login(request, _string_field(body, "username"), _string_field(body, "password"))
+    body = await read_json(request, Login, max_bytes=MAX_JSON_BYTES)
+    result = await login(request, body.username, body.password)
     response = web.json_response(me_payload(result.principal, result.session.csrf_token))
     sessions.set_cookie(response, settings(request), result.token)
     return response
@@ -60,6 +37,6 @@ async def api_me(request: web.Request) -> web.Response:
 
 
 async def api_change_password(request: web.Request) -> web.Response:
-    body = await _json_object(request)
-    await change_password(request, _string_field(body, "current"), _string_field(body, "new"))
+    body = await read_json(request, PasswordChange, max_bytes=MAX_JSON_BYTES)
+    await change_password(request, body.current, body.new)
     return web.json_response({"status": "changed"})

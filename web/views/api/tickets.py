@@ -17,7 +17,7 @@ from web import schemas
 from web import ticket_actions as actions
 from web.context import client_ip, principal
 from web.files import download_response
-from web.validation import json_fields, path_id, query_fields
+from web.input import path_id, read_json, read_query
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -31,7 +31,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 async def list_tickets(request: web.Request) -> web.Response:
     p = principal(request)
-    f = schemas.ticket_filter(query_fields(request), p)
+    f = read_query(request, schemas.TicketQuery).filter(employee=p.is_employee)
     page = await actions.list_tickets(request.app[POOL], p, f)
     cursor = page["next_cursor"]
     page["next"] = str(request.rel_url.update_query(cursor=cursor)) if cursor else None
@@ -40,7 +40,7 @@ async def list_tickets(request: web.Request) -> web.Response:
 
 async def create_ticket(request: web.Request) -> web.Response:
     p = principal(request)
-    new = schemas.NewTicket.from_fields(await json_fields(request))
+    new = await read_json(request, schemas.NewTicket)
     ticket = await actions.create_ticket(request.app[POOL], p, new)
     response = _json(ticket, status=201)
     response.headers["Location"] = f"/api/v1/tickets/{ticket['id']}"
@@ -53,14 +53,14 @@ async def get_ticket(request: web.Request) -> web.Response:
 
 async def update_ticket(request: web.Request) -> web.Response:
     ticket_id = path_id(request)
-    changes = schemas.TicketChanges.from_fields(await json_fields(request))
+    changes = await read_json(request, schemas.TicketChange)
     return _json(await actions.update_ticket(request.app[POOL], principal(request), ticket_id,
                                              changes))
 
 
 async def close_ticket(request: web.Request) -> web.Response:
     ticket_id = path_id(request)
-    note = schemas.closing_note(await json_fields(request, allow_empty=True))
+    note = (await read_json(request, schemas.Close, allow_empty=True)).note or None
     return _json(await actions.close_ticket(request.app[POOL], principal(request), ticket_id, note))
 
 
@@ -77,12 +77,14 @@ def _children(list_of: Callable[..., Awaitable[list[Any]]]) -> Handler:
     return handler
 
 
-def _add_child(read: Callable[[Any], Any], add: Callable[..., Awaitable[Any]]) -> Handler:
-    """POST of one new child of a ticket: `read` checks the JSON body, `add` stores it; 201."""
+def _add_child(model: type[Any], take: Callable[[Any], Any],
+               add: Callable[..., Awaitable[Any]]) -> Handler:
+    """POST of one new child of a ticket: the JSON body read as `model`, `take` gives what
+    `add` stores; 201."""
 
     async def handler(request: web.Request) -> web.Response:
         ticket_id = path_id(request)
-        new = read(await json_fields(request))
+        new = take(await read_json(request, model))
         return _json(await add(request.app[POOL], principal(request), ticket_id, new), status=201)
 
     return handler
@@ -93,14 +95,14 @@ list_charges = _children(actions.list_charges)
 list_emails = _children(actions.list_emails)
 list_recipients = _children(actions.list_recipients)
 list_attachments = _children(actions.list_attachments)
-add_note = _add_child(schemas.note_body, actions.add_note)
-add_charge = _add_child(schemas.NewCharge.from_fields, actions.add_charge)
-file_email = _add_child(schemas.NewEmail.from_fields, actions.file_email)
+add_note = _add_child(schemas.NewNote, lambda m: m.body, actions.add_note)
+add_charge = _add_child(schemas.NewCharge, lambda m: m.charge(), actions.add_charge)
+file_email = _add_child(schemas.NewEmail, lambda m: m, actions.file_email)
 
 
 async def set_recipients(request: web.Request) -> web.Response:
     ticket_id = path_id(request)
-    ids = schemas.recipient_ids(await json_fields(request))
+    ids = (await read_json(request, schemas.RecipientsChange)).ids()
     items = await actions.set_recipients(request.app[POOL], principal(request), ticket_id, ids)
     return _json({"items": items})
 

@@ -16,9 +16,9 @@ from daemon.appkeys import POOL
 from daemon.queries import account_data as q
 from web.context import principal
 from web.errors import not_found
+from web.input import parse_id, path_id
 from web.pages import render
 from web.pagination import DEFAULT_LIMIT, page_request
-from web.validation import path_id
 from web.views.api.account import accept, total
 
 # what /quotes says after the acceptance it redirected from (?accepted=<id>)
@@ -111,10 +111,10 @@ async def _quotes(request: web.Request, *, error: str | None = None,
     async with request.app[POOL].acquire() as conn:
         page = await q.quotes_page(conn, p, limit=pr.limit, offset=pr.offset)
         accounts = await _account_names(conn, p)
-        raw = request.query.get(ACCEPTED_PARAM, "")
-        if error is None and raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        quote_id = parse_id(request.query.get(ACCEPTED_PARAM))
+        if error is None and quote_id is not None:
             # the notice names the quote as the database has it, never text from the URL
-            found = await q.get_quote(conn, p, int(raw))
+            found = await q.get_quote(conn, p, quote_id)
             accepted = found if found is not None and found["status"] == "accepted" else None
     return render(request, "quotes.html", {
         "quotes": page.items, "accounts": accounts, "accepted": accepted, "error": error,

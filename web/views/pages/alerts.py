@@ -9,8 +9,9 @@ from daemon.appkeys import POOL
 from daemon.queries import employees as q
 from web.context import principal
 from web.errors import ApiError
+from web.input import read_form_data
 from web.pages import render
-from web.validation import form_fields
+from web.schemas import MailSettingsChange
 from web.views.api.alerts import current_settings, save_settings
 
 # label and explanation of each setting, in the page's order
@@ -45,13 +46,13 @@ async def alerts_page(request: web.Request) -> web.Response:
 
 
 async def alerts_submit(request: web.Request) -> web.Response:
-    fields = await form_fields(request)
+    data = await request.post()
     # An unchecked box is simply absent from a form post: every setting the page shows is
     # set, to false when its box was not sent.
-    sent = {c: fields.has(c) for c in q.MAIL_SETTING_COLUMNS}
+    sent = {c: c in data for c in q.MAIL_SETTING_COLUMNS}
     try:
-        form = {c: fields.boolean(c, default=False) for c in q.MAIL_SETTING_COLUMNS}
-        fields.finish()
+        model = read_form_data(data, MailSettingsChange)
+        form = {c: getattr(model, c) for c in q.MAIL_SETTING_COLUMNS}
     except ApiError as err:
         return _page(request, sent, error=err, status=err.status)
     await save_settings(request, form)

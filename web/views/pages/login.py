@@ -13,9 +13,10 @@ from aiohttp import web
 from web import sessions
 from web.context import settings
 from web.errors import ApiError
+from web.input import read_form
 from web.login import LOGIN_COOKIE, login, logout, safe_next
 from web.middleware.access import resolve_principal
-from web.middleware.csrf import CSRF_FIELD
+from web.schemas import LoginForm
 
 # The pre-session token of the HTML login form lives this long in its cookie.
 LOGIN_TOKEN_MAX_AGE_S = 3600
@@ -48,12 +49,11 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login_submit(request: web.Request) -> web.Response:
-    form = await request.post()
-    next_ = safe_next(str(form.get("next", "") or ""))
-    username = str(form.get("username", "") or "")
-    password = str(form.get("password", "") or "")
+    form = await read_form(request, LoginForm)
+    next_ = safe_next(form.next)
+    username, password = form.username, form.password
     cookie = request.cookies.get(LOGIN_COOKIE, "")
-    sent = str(form.get(CSRF_FIELD, "") or "")
+    sent = form.csrf_token
     if not cookie or not sent or not hmac.compare_digest(cookie.encode(), sent.encode()):
         return _login_form(request, next_=next_, status=403, username=username,
                            error="The login form expired. Please try again.")

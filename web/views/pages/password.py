@@ -6,8 +6,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from web.errors import ApiError
+from web.input import read_form
 from web.login import change_password
 from web.pages import render
+from web.schemas import PasswordForm
 
 DONE_PARAM = "changed"
 
@@ -23,13 +25,12 @@ async def password_page(request: web.Request) -> web.Response:
 
 
 async def password_submit(request: web.Request) -> web.Response:
-    form = await request.post()
-
-    def text(name: str) -> str:
-        value = form.get(name)
-        return value if isinstance(value, str) else ""
-
-    current, new, repeat = text("current"), text("new"), text("repeat")
+    try:
+        form = await read_form(request, PasswordForm)
+    except ApiError as err:
+        field = err.field if err.field in ("current", "new", "repeat") else "form"
+        return _form(request, errors={field: err.message}, status=err.status)
+    current, new, repeat = form.current, form.new, form.repeat
     if not current:
         return _form(request, errors={"current": "Enter your current password."}, status=422)
     if new != repeat:

@@ -19,9 +19,9 @@ from web import schemas
 from web import ticket_actions as actions
 from web.context import principal
 from web.errors import ApiError
+from web.input import path_id, read_form_data
 from web.middleware.csrf import CSRF_FIELD
 from web.pages import render
-from web.validation import Fields, path_id
 from web.views.pages.tickets import form_state, positive_id, ticket_context
 
 # -- form posts on a ticket -------------------------------------------------------------------
@@ -56,71 +56,73 @@ async def rerender(request: web.Request, ticket_id: int, form: str, err: ApiErro
     return render(request, "ticket_detail.html", ctx, status=err.status)
 
 
-Act = Callable[[asyncpg.Pool, Principal, int, Fields], Awaitable[Any]]
+Act = Callable[[asyncpg.Pool, Principal, int, Any], Awaitable[Any]]
 
 
-async def _ticket_post(request: web.Request, form: str, done: str, act: Act) -> web.Response:
+async def _ticket_post(request: web.Request, form: str, done: str, model: type[Any],
+                       act: Act) -> web.Response:
+    """A form post on a ticket: its fields read as `model` (the JSON API's own), then `act`."""
     p = principal(request)
     ticket_id = path_id(request)
     data = await request.post()
     try:
-        await act(request.app[POOL], p, ticket_id, Fields(data, form=True))
+        await act(request.app[POOL], p, ticket_id, read_form_data(data, model))
     except ApiError as err:
         return await rerender(request, ticket_id, form, err, kept_values(data))
     return see_other(f"/tickets/{ticket_id}?done={done}")
 
 
-async def _change(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
-    return await actions.update_ticket(pool, p, ticket_id, schemas.TicketChanges.from_fields(f))
+async def _change(pool: asyncpg.Pool, p: Principal, ticket_id: int, m: schemas.TicketChange) -> Any:
+    return await actions.update_ticket(pool, p, ticket_id, m)
 
 
 async def post_description(request: web.Request) -> web.Response:
-    return await _ticket_post(request, "description", "description", _change)
+    return await _ticket_post(request, "description", "description", schemas.TicketChange, _change)
 
 
 async def post_fields(request: web.Request) -> web.Response:
-    return await _ticket_post(request, "fields", "fields", _change)
+    return await _ticket_post(request, "fields", "fields", schemas.TicketChange, _change)
 
 
 async def post_status(request: web.Request) -> web.Response:
-    return await _ticket_post(request, "status", "status", _change)
+    return await _ticket_post(request, "status", "status", schemas.TicketChange, _change)
 
 
 async def post_assign(request: web.Request) -> web.Response:
-    return await _ticket_post(request, "assign", "assign", _change)
+    return await _ticket_post(request, "assign", "assign", schemas.TicketChange, _change)
 
 
 async def post_recipients(request: web.Request) -> web.Response:
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
-        return await actions.set_recipients(pool, p, ticket_id, schemas.recipient_ids(f))
-    return await _ticket_post(request, "recipients", "recipients", act)
+    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, m: Any) -> Any:
+        return await actions.set_recipients(pool, p, ticket_id, m.ids())
+    return await _ticket_post(request, "recipients", "recipients", schemas.RecipientsChange, act)
 
 
 async def post_note(request: web.Request) -> web.Response:
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
-        return await actions.add_note(pool, p, ticket_id, schemas.note_body(f))
-    return await _ticket_post(request, "note", "note", act)
+    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, m: Any) -> Any:
+        return await actions.add_note(pool, p, ticket_id, m.body)
+    return await _ticket_post(request, "note", "note", schemas.NewNote, act)
 
 
 async def post_charge(request: web.Request) -> web.Response:
     kind = (await request.post()).get("kind")
     form = f"charge-{kind}" if kind in q.CHARGE_KINDS else "charge-labor"
 
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
-        return await actions.add_charge(pool, p, ticket_id, schemas.NewCharge.from_fields(f))
-    return await _ticket_post(request, form, "charge", act)
+    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, m: Any) -> Any:
+        return await actions.add_charge(pool, p, ticket_id, m.charge())
+    return await _ticket_post(request, form, "charge", schemas.NewCharge, act)
 
 
 async def post_email(request: web.Request) -> web.Response:
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
-        return await actions.file_email(pool, p, ticket_id, schemas.NewEmail.from_fields(f))
-    return await _ticket_post(request, "email", "email", act)
+    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, m: Any) -> Any:
+        return await actions.file_email(pool, p, ticket_id, m)
+    return await _ticket_post(request, "email", "email", schemas.NewEmail, act)
 
 
 async def post_close(request: web.Request) -> web.Response:
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, f: Fields) -> Any:
-        return await actions.close_ticket(pool, p, ticket_id, schemas.closing_note(f))
-    return await _ticket_post(request, "close", "close", act)
+    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, m: Any) -> Any:
+        return await actions.close_ticket(pool, p, ticket_id, m.note or None)
+    return await _ticket_post(request, "close", "close", schemas.Close, act)
 
 
 async def post_attachment(request: web.Request) -> web.Response:
@@ -175,7 +177,7 @@ async def new_ticket_submit(request: web.Request) -> web.Response:
     data = await request.post()
     try:
         ticket = await actions.create_ticket(request.app[POOL], p,
-                                             schemas.NewTicket.from_fields(Fields(data, form=True)))
+                                             read_form_data(data, schemas.NewTicket))
     except ApiError as err:
         if err.status not in CORRECTABLE and not (err.status == 403 and err.field):
             raise

@@ -23,10 +23,10 @@ from web import ticket_actions as actions
 from web.context import client_ip, principal
 from web.errors import ApiError, not_found
 from web.files import download_response
+from web.input import parse_id, path_id, read_query
 from web.pages import render
-from web.validation import MAX_ID, path_id
+from web.schemas import TicketListPage
 
-MAX_QUERY_CHARS = 200
 PAGE_SIZE = 50
 
 STATUS_LABELS = {"open": "Open", "in_progress": "In progress", "waiting": "Waiting",
@@ -113,11 +113,7 @@ def sections_for(p: Principal, ticket: asyncpg.Record | dict[str, Any]) -> Ticke
 
 def positive_id(value: str | None) -> int | None:
     """A positive id from a query string, or None (a bad filter is simply ignored)."""
-    value = (value or "").strip()
-    if not value.isascii() or not value.isdigit() or len(value) > 19:
-        return None
-    n = int(value)
-    return n if 0 < n <= MAX_ID else None
+    return parse_id(value)
 
 
 # -- the list ---------------------------------------------------------------------------------
@@ -134,18 +130,15 @@ class ListParams:
     cursor: int | None
 
     @classmethod
-    def read(cls, p: Principal, query: Any) -> ListParams:
+    def read(cls, p: Principal, query: TicketListPage) -> ListParams:
         # everyone starts on the tickets still to be worked; employees may pick "all"
-        status = query.get("status", "open")
         choices = ("open", "closed") if p.is_customer else ("all", "open", *q.STATUSES)
-        if status not in choices:
-            status = "open"
-        return cls(status=status,
-                   q=(query.get("q") or "").strip()[:MAX_QUERY_CHARS],
-                   account_id=positive_id(query.get("account")) if p.is_employee else None,
+        return cls(status=query.status if query.status in choices else "open",
+                   q=query.q,
+                   account_id=query.account if p.is_employee else None,
                    # employees start on the tickets assigned to them
-                   mine=p.is_employee and query.get("mine", "1") != "0",
-                   cursor=positive_id(query.get("cursor")))
+                   mine=p.is_employee and query.mine != "0",
+                   cursor=query.cursor)
 
     def url(self, **changes: Any) -> str:
         """This list's URL with some parameters changed (None drops one)."""
@@ -159,7 +152,7 @@ class ListParams:
 
 async def ticket_list(request: web.Request) -> web.Response:
     p = principal(request)
-    params = ListParams.read(p, request.query)
+    params = ListParams.read(p, read_query(request, TicketListPage))
     f = q.TicketFilter(status=None if params.status == "all" else params.status,
                        q=params.q or None, account_id=params.account_id,
                        assigned_to_me=params.mine, limit=PAGE_SIZE, after_id=params.cursor)
@@ -218,7 +211,7 @@ FIELD_LABELS = {
 def form_state(form: str | None = None, *, error: ApiError | None = None,
                values: dict[str, Any] | None = None) -> dict[str, Any]:
     """Which form failed, on which field, with what message, and the user's input to keep.
-    `message` drops the "field: " prefix of web.validation's messages (it stands beside the
+    `message` drops the "field: " prefix of web.input's messages (it stands beside the
     field); `summary` names the field by its label for the list at the top of the page."""
     message = summary = error.message if error else ""
     field = error.field if error else None
