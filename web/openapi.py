@@ -2,8 +2,9 @@
 
 The list of operations is not written twice: the document is built from the application's
 route table (web/routes.py), so every /api/v1 route appears, with the security and privilege
-its `Access` declares. What a route's body and answer look like is described here, in
-`OPERATIONS`, with the schemas of web/openapi_schemas.py; a route without a description is published marked `x-undocumented` and fails
+its `Access` declares. What a route's answer looks like is described here, in
+`OPERATIONS`, with the schemas of web/openapi_schemas.py; what it takes (bodies, query
+parameters) comes from the request models of web/schemas/; a route without a description is published marked `x-undocumented` and fails
 tests/test_openapi.py, as does a description without a route.
 
 The document is public: it describes the contract (SPEC §7), not data, and a client needs it
@@ -12,15 +13,18 @@ to find the login before it has a session.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from web.middleware.access import ROUTE_SPECS, Access, RouteSpec
 from web.middleware.csrf import STATE_CHANGING
 from web.openapi_schemas import ID, JSON, SCHEMAS, items_of, offset_page_of, ref
+from web.schemas import REQUEST_MODELS, PageQuery, TicketQuery
 from web.sessions import COOKIE_NAME
 
 API_PREFIX = "/api/v1/"
@@ -32,9 +36,41 @@ def query(name: str, schema: JSON, description: str) -> JSON:
             "description": description}
 
 
-LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
-              "page size; above 200 is refused (422)")
-OFFSET = query("offset", {"type": "integer", "minimum": 0, "default": 0}, "items to skip")
+def _model_schema(model: type[BaseModel]) -> JSON:
+    return model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+
+
+@functools.cache
+def request_components() -> dict[str, JSON]:
+    """The JSON Schemas of the request models (web/schemas/), by component name."""
+    out: dict[str, JSON] = {}
+    for name, model in REQUEST_MODELS.items():
+        schema = _model_schema(model)
+        out.update(schema.pop("$defs", {}))
+        schema["title"] = name
+        out[name] = schema
+    return out
+
+
+def query_parameters(model: type[BaseModel]) -> tuple[JSON, ...]:
+    """The query parameters a query model takes, each with its schema and description."""
+    schema = _model_schema(model)
+    params = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = dict(prop)
+        prop.pop("title", None)
+        description = prop.pop("description", "")
+        # a query string cannot say null: an absent parameter is the model's None
+        branches = [b for b in prop.pop("anyOf", []) if b != {"type": "null"}]
+        if branches:
+            prop.update(branches[0])
+        if prop.get("default", "") is None:
+            del prop["default"]
+        params.append(query(name, prop, description))
+    return tuple(params)
+
+
+PAGE = query_parameters(PageQuery)
 
 
 @dataclass(frozen=True)
@@ -73,17 +109,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     # -- tickets (web/views/api/tickets.py) --
     ("GET", "/api/v1/tickets"): Operation(
         "Tickets in scope, newest first, one page at a time", ref("TicketPage"),
-        parameters=(
-            query("status", {"type": "string", "enum": ["open", "in_progress", "waiting", "closed", "all"]},
-                  "`open`: every status but closed; default all"),
-            query("q", {"type": "string", "maxLength": 200},
-                  "text in the number, description or a history note the user may see"),
-            query("account_id", ID, "only this account's tickets"),
-            query("assigned", {"type": "string", "enum": ["me", "any"], "default": "me"},
-                  "employees: tickets assigned to them (default) or every ticket in their scope"),
-            LIMIT,
-            query("cursor", {"type": "string"}, "`next_cursor` of the previous page")),
-        errors=(422,)),
+        parameters=query_parameters(TicketQuery), errors=(422,)),
     ("POST", "/api/v1/tickets"): Operation("Create a ticket", ref("Ticket"), status=201,
                                            request=ref("NewTicket")),
     ("GET", "/api/v1/tickets/{id}"): Operation("One ticket", ref("Ticket")),
@@ -120,23 +146,23 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/v1/openapi.json"): Operation("This document", {"type": "object"}),
     # -- account data (web/views/api/account.py) --
     ("GET", "/api/v1/assets"): Operation("The account's assets", offset_page_of(ref("Asset")),
-                                         parameters=(LIMIT, OFFSET), errors=(422,)),
+                                         parameters=PAGE, errors=(422,)),
     ("GET", "/api/v1/contracts"): Operation("The account's contracts", offset_page_of(ref("Contract")),
-                                            parameters=(LIMIT, OFFSET), errors=(422,)),
+                                            parameters=PAGE, errors=(422,)),
     ("GET", "/api/v1/contracts/{id}"): Operation("One contract, with its charges where allowed",
                                                  ref("ContractDetail")),
     ("GET", "/api/v1/documents"): Operation("The account's documents (customers: public ones)",
                                             offset_page_of(ref("Document")),
-                                            parameters=(LIMIT, OFFSET), errors=(422,)),
+                                            parameters=PAGE, errors=(422,)),
     ("GET", "/api/v1/documents/{id}"): Operation("Download a document (audited)", download=True),
     ("GET", "/api/v1/kb"): Operation("Knowledge-base articles (customers: public ones)",
                                      offset_page_of(ref("KbArticleSummary")),
-                                     parameters=(LIMIT, OFFSET), errors=(422,)),
+                                     parameters=PAGE, errors=(422,)),
     ("GET", "/api/v1/kb/{id}"): Operation("One article, with its files where allowed", ref("KbArticle")),
     ("GET", "/api/v1/kb/{id}/files/{file_id}"): Operation("Download a file of an article (audited)",
                                                           download=True),
     ("GET", "/api/v1/quotes"): Operation("The account's quotes", offset_page_of(ref("Quote")),
-                                         parameters=(LIMIT, OFFSET), errors=(422,)),
+                                         parameters=PAGE, errors=(422,)),
     ("POST", "/api/v1/quotes/{id}/accept"): Operation(
         "Accept a quote (once; records who and when)", ref("Quote"), errors=(409,),
         description="409 when the quote is already accepted, declined or expired."),
@@ -165,6 +191,7 @@ _ERROR_TEXT = {
     415: "the body is not of the required media type",
     422: "a field is missing or invalid; `error.field` names it",
     429: "too many attempts; see Retry-After",
+    503: "the database or the password hashing is busy or out of reach; see Retry-After",
 }
 
 
@@ -207,6 +234,7 @@ def operation_object(method: str, path: str, spec: RouteSpec, name: str) -> JSON
         codes |= {401, 403}
     if "{" in path:
         codes.add(404)
+    codes.add(503)
     for code in sorted(codes):
         responses[str(code)] = _error(_ERROR_TEXT[code])
     obj: JSON = {"operationId": name, "summary": op.summary, "responses": responses,
@@ -257,7 +285,7 @@ def build_document(routes: Iterable[tuple[str, str, str, RouteSpec]]) -> JSON:
         "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **request_components()},
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": COOKIE_NAME,
                             "description": "the session cookie set by POST /api/v1/login "

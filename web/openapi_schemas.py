@@ -1,5 +1,6 @@
-"""The JSON Schemas of the API's bodies and answers, the `components` of the OpenAPI document
-(web/openapi.py), written as JSON Schema until they come from the request models themselves."""
+"""The JSON Schemas of the API's answers (and of the multipart upload), the `components` of
+the OpenAPI document (web/openapi.py) beside those of the request models (web/schemas/), which
+come from the models themselves."""
 
 from __future__ import annotations
 
@@ -45,9 +46,6 @@ SCHEMAS: dict[str, JSON] = {
             "properties": {"code": {"type": "string", "examples": ["not_found", "invalid"]},
                            "message": {"type": "string"},
                            "field": {"type": "string", "description": "the input field at fault (422)"}}}}},
-    "Login": {
-        "type": "object", "required": ["username", "password"], "additionalProperties": False,
-        "properties": {"username": {"type": "string"}, "password": {"type": "string"}}},
     "Me": {
         "type": "object",
         "required": ["kind", "id", "username", "display_name", "group", "privileges", "csrf_token"],
@@ -63,15 +61,8 @@ SCHEMAS: dict[str, JSON] = {
             "account_ids": {"type": "array", "items": ID,
                             "description": "employees without all_accounts: the accounts they may access"}}},
     "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
-    "PasswordChange": {
-        "type": "object", "required": ["current", "new"], "additionalProperties": False,
-        "properties": {"current": {"type": "string"}, "new": {"type": "string"}}},
     "MailSettings": {
         "type": "object", "required": list(SETTING_NAMES),
-        "properties": {n: {"type": "boolean"} for n in SETTING_NAMES}},
-    "MailSettingsChange": {
-        "type": "object", "additionalProperties": False,
-        "description": "the settings to change; the others stay",
         "properties": {n: {"type": "boolean"} for n in SETTING_NAMES}},
     "Ticket": {
         "type": "object",
@@ -97,36 +88,11 @@ SCHEMAS: dict[str, JSON] = {
                                        "description": "pass as `cursor` for the next page; null on the last"},
                        "next": {"type": ["string", "null"],
                                 "description": "the URL of the next page (same filters)"}}},
-    "NewTicket": {
-        "type": "object", "required": ["description"], "additionalProperties": False,
-        "properties": {
-            "description": {"type": "string", "minLength": 1, "maxLength": 20000},
-            "account_id": {**ID, "description": "employees: required, an account they may access; customers: their own (may be left out)"},
-            "priority": {**PRIORITY, "description": "customers need priority=edit"},
-            "asset_id": {**NULLABLE_ID, "description": "an asset of the account; customers need ticket_asset=edit"},
-            "assigned_to": {**NULLABLE_ID, "description": "employees with assign_tickets: an active employee with access to the account"}}},
-    "TicketChange": {
-        "type": "object", "minProperties": 1, "additionalProperties": False,
-        "description": "only the fields to change; a field sent with its current value needs no privilege",
-        "properties": {
-            "description": {"type": "string", "minLength": 1, "maxLength": 20000,
-                            "description": "customers: tickets_edit; employees: edit_tickets"},
-            "priority": {**PRIORITY, "description": "customers: priority=edit; employees: edit_tickets"},
-            "asset_id": {**NULLABLE_ID, "description": "customers: ticket_asset=edit; employees: edit_tickets"},
-            "status": {**STATUS, "description": "employees: edit_tickets (closed also needs close_tickets)"},
-            "assigned_to": {**NULLABLE_ID, "description": "employees: assign_tickets"}}},
-    "Close": {
-        "type": "object", "additionalProperties": False,
-        "properties": {"note": {"type": "string", "maxLength": 20000,
-                                "description": "added as a history note in the same transaction (needs add_notes)"}}},
     "Note": {
         "type": "object", "required": ["id", "body", "created_at", "author", "author_kind"],
         "properties": {"id": ID, "body": {"type": "string"}, "created_at": TIME,
                        "author": {"type": "string"},
                        "author_kind": {"type": "string", "enum": ["customer", "employee", "system"]}}},
-    "NewNote": {
-        "type": "object", "required": ["body"], "additionalProperties": False,
-        "properties": {"body": {"type": "string", "minLength": 1, "maxLength": 20000}}},
     "Charge": {
         "type": "object",
         "required": ["id", "kind", "description", "quantity", "unit_price", "amount", "created_at"],
@@ -134,36 +100,11 @@ SCHEMAS: dict[str, JSON] = {
                        "description": {"type": "string"}, "quantity": MONEY, "unit_price": MONEY,
                        "amount": MONEY, "employee": {"type": ["string", "null"]},
                        "created_at": TIME}},
-    "NewCharge": {
-        "oneOf": [
-            {"type": "object", "title": "labor: hours × rate", "required": ["kind", "hours"],
-             "additionalProperties": False,
-             "properties": {"kind": {"const": "labor"}, "hours": DECIMAL_IN,
-                            "rate": {**DECIMAL_IN, "description": "default: the employee's hourly rate"},
-                            "description": {"type": "string", "maxLength": 2000}}},
-            {"type": "object", "title": "expense: one amount", "required": ["kind", "amount"],
-             "additionalProperties": False,
-             "properties": {"kind": {"const": "expense"}, "amount": DECIMAL_IN,
-                            "description": {"type": "string", "maxLength": 2000}}},
-            {"type": "object", "title": "part: quantity × unit price",
-             "required": ["kind", "quantity", "unit_price"], "additionalProperties": False,
-             "properties": {"kind": {"const": "part"}, "quantity": DECIMAL_IN,
-                            "unit_price": DECIMAL_IN,
-                            "description": {"type": "string", "maxLength": 2000}}}],
-        "discriminator": {"propertyName": "kind"}},
     "Email": {
         "type": "object", "required": ["id", "from", "to", "subject", "body", "public", "created_at"],
         "properties": {"id": ID, "from": {"type": "string"}, "to": {"type": "string"},
                        "subject": {"type": "string"}, "body": {"type": "string"},
                        "public": {"type": "boolean"}, "created_at": TIME}},
-    "NewEmail": {
-        "type": "object", "required": ["subject", "body"], "additionalProperties": False,
-        "properties": {"subject": {"type": "string", "maxLength": 1000},
-                       "body": {"type": "string"},
-                       "from": {"type": "string", "description": "no line breaks"},
-                       "to": {"type": "string", "description": "no line breaks"},
-                       "public": {"type": "boolean", "default": False,
-                                  "description": "customers with public_emails see public ones"}}},
     "Attachment": {
         "type": "object",
         "required": ["id", "filename", "content_type", "size", "public", "created_at", "download_url"],
@@ -180,11 +121,6 @@ SCHEMAS: dict[str, JSON] = {
         "type": "object", "required": ["id", "username", "full_name", "email", "active"],
         "properties": {"id": ID, "username": {"type": "string"}, "full_name": {"type": "string"},
                        "email": {"type": "string"}, "active": {"type": "boolean"}}},
-    "RecipientsChange": {
-        "type": "object", "required": ["employee_ids"], "additionalProperties": False,
-        "properties": {"employee_ids": {
-            "type": "array", "items": ID, "maxItems": 200,
-            "description": "active employees with access to the ticket's account; replaces the list"}}},
     "Asset": {
         "type": "object", "required": ["id", "account_id", "name"],
         "properties": {"id": ID, "account_id": ID, "name": {"type": "string"},

@@ -116,12 +116,17 @@ class TicketQuery(Query):
     """`GET /api/v1/tickets`: status (open · closed · a status · all), q, account_id, assigned
     (employees: me, the default, or any), limit (1…200, default 50), cursor."""
 
-    status: Literal["open", "in_progress", "waiting", "closed", "all"] | None = None
-    q: Text(MAX_SEARCH_CHARS, allow_empty=True) = ""
-    account_id: Id | None = None
-    assigned: Literal["me", "any"] = "me"
-    limit: Annotated[int, Field(ge=1, le=MAX_TICKET_PAGE)] = DEFAULT_PAGE
-    cursor: Text(64, allow_empty=True) = ""
+    status: Literal["open", "in_progress", "waiting", "closed", "all"] | None = Field(
+        None, description="`open`: every status but closed; default all")
+    q: Text(MAX_SEARCH_CHARS, allow_empty=True) = Field(
+        "", description="text in the number, description or a history note the user may see")
+    account_id: Id | None = Field(None, description="only this account's tickets")
+    assigned: Literal["me", "any"] = Field(
+        "me", description="employees: tickets assigned to them (default) or every ticket in "
+                          "their scope")
+    limit: Annotated[int, Field(ge=1, le=MAX_TICKET_PAGE)] = Field(
+        DEFAULT_PAGE, description="page size; above 200 is refused (422)")
+    cursor: Text(64, allow_empty=True) = Field("", description="`next_cursor` of the previous page")
 
     def filter(self, *, employee: bool) -> q.TicketFilter:
         # SPEC §3: employees list the tickets assigned to them unless they ask for more
@@ -134,8 +139,9 @@ class TicketQuery(Query):
 class PageQuery(Query):
     """Paging of the other lists: limit (1…200, default 50), offset."""
 
-    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE
-    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = 0
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = Field(
+        DEFAULT_PAGE, description="page size; above 200 is refused (422)")
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = Field(0, description="items to skip")
 
 
 def _lenient_id(value: Any) -> int | None:
