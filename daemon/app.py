@@ -30,6 +30,7 @@ from daemon.appkeys import (
     SETTINGS,
 )
 from daemon.config import Config, Settings
+from daemon.connections import guard_middleware
 from daemon.db.pool import DatabaseUnavailable, create_pool, describe_connect_error
 from daemon.mail.inbound import InboundServer
 from daemon.mail.scheduler import MailScheduler
@@ -40,8 +41,10 @@ log = logging.getLogger("portald.app")
 
 SetupWeb = Callable[[web.Application], None]
 
-# Multipart envelopes add a little to the file itself.
-UPLOAD_OVERHEAD_BYTES = 64 * 1024
+# The most a body read whole (a form, by aiohttp's request.post()) may have, chunked or not:
+# 413 past it. Uploads stream through the multipart reader instead, with their own limit
+# ([http] upload_max_mb, web/files.py), and JSON bodies are read with their own (web/input.py).
+FORM_MAX_BYTES = 1024 * 1024
 
 
 def build_app(cfg: Config, dsn: str, *, setup_web: SetupWeb, background: bool = True,
@@ -50,7 +53,8 @@ def build_app(cfg: Config, dsn: str, *, setup_web: SetupWeb, background: bool = 
     templates of the portal. `background=False` leaves out the mail worker and the scheduler
     (tests of the portal alone). `caught_mail`: demo mode, the folder of the mail catcher
     (the portal then shows its mails to administrators)."""
-    app = web.Application(client_max_size=cfg.http.upload_max_mb * 1024 * 1024 + UPLOAD_OVERHEAD_BYTES)
+    # the guard is outermost: it must know of a request before anything reads its body
+    app = web.Application(client_max_size=FORM_MAX_BYTES, middlewares=[guard_middleware])
     app[SETTINGS] = Settings(cfg)
     app[DSN] = dsn
     app[METRICS] = Metrics()

@@ -1,4 +1,4 @@
-"""Runs the daemon: AppRunner + TCPSite, signals, systemd notify and watchdog, and the
+"""Runs the daemon: AppRunner + a guarded TCP site (daemon/connections.py), signals, systemd notify and watchdog, and the
 side-task monitor that stops the daemon (non-zero) when a background task dies."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from aiohttp import web
 from daemon.app import SetupWeb, build_app
 from daemon.appkeys import BACKGROUND, LISTENER, POOL, SETTINGS
 from daemon.config import Config, ConfigError, load_config
+from daemon.connections import IDLE_S, GuardedSite, Limits
 from daemon.db import migrations
 from daemon.db.pool import connection, locate_database
 from daemon.logs import set_level
@@ -66,7 +67,7 @@ async def _serve_app(app: web.Application, cfg: Config, notifier: SystemdNotifie
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           shutdown_timeout=SHUTDOWN_GRACE_S)
+                           shutdown_timeout=SHUTDOWN_GRACE_S, keepalive_timeout=IDLE_S)
     try:
         await runner.setup()
     except InboundError as exc:
@@ -75,7 +76,9 @@ async def _serve_app(app: web.Application, cfg: Config, notifier: SystemdNotifie
         return 1
     exit_code = 0
     try:
-        site = web.TCPSite(runner, cfg.http.host, cfg.http.port, reuse_address=True)
+        site = GuardedSite(runner, cfg.http.host, cfg.http.port,
+                           Limits(header_timeout_s=cfg.http.header_timeout_s,
+                                  body_timeout_s=cfg.http.body_timeout_s))
         try:
             await site.start()
         except OSError as exc:

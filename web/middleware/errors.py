@@ -28,6 +28,10 @@ def error_response(request: web.Request, err: ApiError) -> web.Response:
     return web.Response(text=page, status=err.status, content_type="text/html", headers=err.headers)
 
 
+def _client_gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
+
+
 @web.middleware
 async def error_middleware(request: web.Request,
                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
@@ -42,6 +46,11 @@ async def error_middleware(request: web.Request,
         return error_response(request, ApiError(exc.status, message, headers={
             k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "Location")}))
     except OUTAGE_ERRORS as exc:
+        if isinstance(exc, ConnectionError) and _client_gone(request):
+            # the client went away (or was closed for being too slow): the answer reaches
+            # nobody, and aiohttp drops it quietly (re-raised, it would log a traceback)
+            log.info("client gone while serving %s %s: %r", request.method, request.path, exc)
+            return error_response(request, ApiError(400, "the connection was lost"))
         # the database went away under the request (a restart, a cut connection): not a bug,
         # and the client may simply try again
         log.warning("database unavailable serving %s %s: %r", request.method, request.path, exc)
