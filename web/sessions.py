@@ -10,6 +10,7 @@ session cookie; the server enforces the idle and absolute timeouts of [http].
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -52,12 +53,18 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_token(value: str | None) -> bool:
+    """Whether `value` could be a token we issued (URL-safe base64). Anything else, bytes that
+    are not UTF-8 included (they arrive as lone surrogates), cannot match: no query for it."""
+    return value is not None and _TOKEN.fullmatch(value) is not None
+
+
 def request_token(request: web.Request, cfg: Config) -> str | None:
     token = request.cookies.get(cookie_name(cfg))
-    # a token we issued is 43 URL-safe characters; anything else cannot match, skip the query
-    if not token or len(token) > 64:
-        return None
-    return token
+    return token if is_token(token) else None
 
 
 def idle_s(cfg: Config) -> int:
@@ -91,9 +98,11 @@ async def start(conn: asyncpg.Connection, cfg: Config, *, kind: Kind, user_id: i
         await q.delete(conn, hash_token(previous_token))
     token = secrets.token_urlsafe(TOKEN_BYTES)
     session = Session(hash_token(token), kind, user_id, secrets.token_urlsafe(TOKEN_BYTES))
+    # a header's bytes that are not UTF-8 arrive as lone surrogates, which no text column takes
+    agent = user_agent[:500].encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
     await q.create(conn, token_hash=session.token_hash, kind=kind, user_id=user_id,
                    csrf_token=session.csrf_token, absolute_s=absolute_s(cfg), ip=ip,
-                   user_agent=user_agent)
+                   user_agent=agent)
     return token, session
 
 

@@ -23,6 +23,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from web.context import SESSION, settings
 from web.errors import ApiError
+from web.sessions import is_token
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,7 +56,7 @@ async def _leading_multipart_token(request: web.Request) -> str | None:
         value += chunk
         if len(value) > MAX_CSRF_BYTES:
             return None
-    return value.decode("utf-8", errors="replace")
+    return value.decode("ascii", errors="replace")
 
 
 @web.middleware
@@ -78,7 +79,9 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         # aiohttp caches the parsed form: handlers read it again with `await request.post()`
         value = (await request.post()).get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    if not sent or not hmac.compare_digest(sent.encode(), s.csrf_token.encode()):
+    # a token is URL-safe ASCII: anything else (non-UTF-8 bytes arrive as lone surrogates)
+    # cannot be it, and must not reach compare_digest, which takes ASCII or bytes only
+    if not is_token(sent) or not hmac.compare_digest(sent, s.csrf_token):
         raise ApiError(403, "missing or wrong CSRF token; reload the page and try again",
                        code="csrf_failed")
     return await handler(request)

@@ -22,6 +22,12 @@ from web.schemas import LoginForm
 LOGIN_TOKEN_MAX_AGE_S = 3600
 
 
+def _login_token(request: web.Request) -> str | None:
+    """The form's pre-session token from its cookie, if it is one we could have issued."""
+    token = request.cookies.get(LOGIN_COOKIE)
+    return token if sessions.is_token(token) else None
+
+
 def _redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
@@ -29,7 +35,7 @@ def _redirect(location: str) -> web.Response:
 def _login_form(request: web.Request, *, next_: str, error: str | None = None,
                 status: int = 200, headers: dict[str, str] | None = None,
                 username: str = "") -> web.Response:
-    token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
+    token = _login_token(request) or secrets.token_urlsafe(24)
     response = aiohttp_jinja2.render_template(
         "login.html", request,
         {"next": next_, "error": error, "login_token": token, "username": username},
@@ -52,9 +58,9 @@ async def login_submit(request: web.Request) -> web.Response:
     form = await read_form(request, LoginForm)
     next_ = safe_next(form.next)
     username, password = form.username, form.password
-    cookie = request.cookies.get(LOGIN_COOKIE, "")
+    cookie = _login_token(request) or ""
     sent = form.csrf_token
-    if not cookie or not sent or not hmac.compare_digest(cookie.encode(), sent.encode()):
+    if not cookie or not sessions.is_token(sent) or not hmac.compare_digest(cookie, sent):
         return _login_form(request, next_=next_, status=403, username=username,
                            error="The login form expired. Please try again.")
     try:
