@@ -14,8 +14,9 @@ _TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{
 
 def _shown_as_is(ch: str) -> bool:
     # controls, format characters (bidi overrides that turn "exe.pdf" around, zero-width
-    # ones), line and paragraph separators and lone surrogates have no place in a name
-    return unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp")
+    # ones), line and paragraph separators, lone surrogates, private-use and unassigned code
+    # points (which a font may draw as anything) have no place in a name
+    return unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
 
 
 def safe_filename(name: str | None) -> str:

@@ -17,10 +17,12 @@ from aiohttp import web
 
 from daemon.appkeys import CAUGHT_MAIL
 from web import openapi
+from web.files import safe_filename
 from web.login import setup_hashing
 from web.middleware.access import ROUTE_SPECS, Access, RouteSpec, access_middleware
 from web.middleware.csrf import csrf_middleware
 from web.middleware.errors import error_middleware
+from web.middleware.headers import setup_headers
 from web.middleware.metrics import metrics_middleware
 from web.pages import TEMPLATE_GLOBALS, template_context
 from web.views.admin import audit as admin_audit
@@ -316,6 +318,7 @@ def setup_web(app: web.Application) -> None:
         specs[added] = RouteSpec(public=r.public, access=r.access or Access())
     app[ROUTE_SPECS] = specs
     setup_hashing(app)
+    setup_headers(app)
     if STATIC_DIR.exists():
         app.router.add_static("/static", STATIC_DIR, name="static")
     # Templates extend web/templates/base.html; autoescaping is on for every template.
@@ -324,5 +327,6 @@ def setup_web(app: web.Application) -> None:
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
         context_processors=[aiohttp_jinja2.request_processor, template_context])
+    env.filters["filename"] = safe_filename
     env.globals.update(TEMPLATE_GLOBALS, status_labels=ticket_pages.STATUS_LABELS,
                        priority_labels=ticket_pages.PRIORITY_LABELS)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from daemon.formatting import plain
+from web.files import safe_filename
 
 _CONTACT = {"contact_name": "name", "account_phone": "phone", "account_email": "email",
             "account_address": "address"}
@@ -41,7 +42,7 @@ def email_json(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def attachment_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "filename": row["filename"], "content_type": row["content_type"],
+    return {"id": row["id"], "filename": safe_filename(row["filename"]), "content_type": row["content_type"],
             "size": row["size"], "public": row["is_public"], "uploaded_by": row["uploaded_by"],
             "created_at": plain(row["created_at"]), "download_url": f"/api/v1/attachments/{row['id']}"}
 

@@ -22,13 +22,15 @@ from daemon.queries import account_data as q
 from daemon.queries import audit
 from web.context import actor_of, client_ip, principal
 from web.errors import ApiError, not_found
-from web.files import download_response
+from web.files import download_response, safe_filename
 from web.input import path_id
 from web.pagination import page_request
 
 
 def as_json(row: asyncpg.Record | dict[str, Any], *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {k: plain(v) for k, v in dict(row).items() if k not in drop}
+    # a file name comes from whoever wrote the row: shown only once made safe
+    return {k: safe_filename(v) if k == "filename" else plain(v)
+            for k, v in dict(row).items() if k not in drop}
 
 
 def total(charges: list[asyncpg.Record]) -> Decimal:
