@@ -117,17 +117,21 @@ async def _serve_app(app: web.Application, cfg: Config, notifier: SystemdNotifie
         log.info("stopping: finishing in-flight requests and the mail being sent")
         notifier.stopping()
     finally:
-        # Until the stop is done, a second SIGTERM (or a Ctrl-C) must not kill the daemon with
-        # requests and a mail half done: the default action would, so keep a handler.
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.add_signal_handler(sig, _already_stopping, sig)
-        try:
-            await runner.cleanup()
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
+        await _cleanup(loop, runner)
     log.info("stopped")
     return exit_code
+
+
+async def _cleanup(loop: asyncio.AbstractEventLoop, runner: web.AppRunner) -> None:
+    # Until the stop is done, a second SIGTERM (or a Ctrl-C) must not kill the daemon with
+    # requests and a mail half done: the default action would, so keep a handler.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, _already_stopping, sig)
+    try:
+        await runner.cleanup()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
 
 
 def _already_stopping(sig: signal.Signals) -> None:
