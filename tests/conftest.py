@@ -5,6 +5,7 @@ the demo data), and a real aiosmtpd server per test. Helpers live in tests/suppo
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -20,12 +21,31 @@ from daemon.db import migrations
 from daemon.db.embedded import EmbeddedPostgres
 from daemon.dev.demo import load_demo
 from daemon.passwords import hash_password
+from tests.support import tracebacks
 from tests.support.api import Users
 from tests.support.config import write_test_config
 from tests.support.db import clone, create_template, drop, with_database
 from tests.support.seed import SEED_PASSWORD, Seed, seed
 from tests.support.smtp import SmtpSink
 from web.routes import setup_web
+
+
+@pytest.fixture(scope="session", autouse=True)
+def traceback_records() -> Iterator[None]:
+    handler = tracebacks.install()
+    yield
+    logging.getLogger().removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
+def no_traceback_in_the_daemons_log(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails the test during which a daemon (in this process or a process of its own) logged
+    a traceback (tests/support/tracebacks.py)."""
+    start = tracebacks.mark()
+    yield
+    found = tracebacks.since(start)
+    if found and request.node.get_closest_marker("allows_traceback") is None:
+        pytest.fail("a traceback in the daemon's log:\n" + "\n---\n".join(found), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support import REPO
+from tests.support import REPO, tracebacks
 
 START_TIMEOUT_S = 30
 
@@ -22,6 +22,7 @@ def spawn_daemon(config_path: Path, log_path: Path) -> subprocess.Popen:
     """The daemon in the background, its output appended to `log_path`; PORTALD_ variables of
     the test run are not passed on (the config file says everything)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTALD_")}
+    tracebacks.watch_file(log_path)
     with open(log_path, "ab") as log:
         return subprocess.Popen([sys.executable, "-m", "daemon", "--config", str(config_path), "run"],
                                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -40,11 +41,29 @@ def stop_daemon(proc: subprocess.Popen, *, kill: bool = False, timeout: float = 
 async def start_daemon(config_path: Path, *, env: dict[str, str] | None = None,
                        args: tuple[str, ...] = ()) -> asyncio.subprocess.Process:
     """The daemon with its output piped back to the test, with `env` added to ours and `args`
-    added to `run`."""
-    return await asyncio.create_subprocess_exec(
+    added to `run`. Its log (stderr) passes by the traceback watch (tests/support/tracebacks.py)
+    on the way."""
+    proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "daemon", "run", "--config", str(config_path), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})})
+    piped, tee = proc.stderr, asyncio.StreamReader()
+    assert piped is not None
+
+    async def pump() -> None:
+        pending = ""
+        while line := await piped.readline():
+            tee.feed_data(line)
+            pending += line.decode(errors="replace")
+            if "Traceback" in pending or len(pending) > 65536:
+                tracebacks.report(pending)
+                pending = ""
+        tracebacks.report(pending)
+        tee.feed_eof()
+
+    asyncio.get_running_loop().create_task(pump(), name="daemon-stderr")
+    proc.stderr = tee
+    return proc
 
 
 async def wait_healthy(port: int, proc: asyncio.subprocess.Process) -> None:

@@ -28,7 +28,7 @@ import aiohttp
 from daemon.db.embedded import free_port
 from daemon.dev.demo_data import DEMO_PASSWORD
 from daemon.mail.worker import SENDER_LANES  # noqa: F401
-from tests.support import REPO
+from tests.support import REPO, tracebacks
 
 START_TIMEOUT_S = 30
 
@@ -178,6 +178,7 @@ class Daemon:
     def start(self) -> None:
         self._terminated = False
         env = {k: v for k, v in os.environ.items() if not k.startswith("PORTALD_")}
+        tracebacks.watch_file(self.log_path)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "daemon", "--config", str(self.config_path), "run"],
@@ -339,6 +340,7 @@ class Haproxy:
                                capture_output=True, text=True)
         if check.returncode != 0:
             raise RuntimeError(f"haproxy refuses its configuration: {check.stdout}{check.stderr}")
+        tracebacks.watch_file(self.log_path)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([self.binary, "-db", "-f", str(self.config_path)],
                                          stdout=log, stderr=subprocess.STDOUT)
