@@ -220,8 +220,8 @@ def operation_object(method: str, path: str, spec: RouteSpec, name: str) -> JSON
         responses["200"] = {
             "description": "the file, as an attachment with a safe file name",
             "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
-            "content": {"application/octet-stream": {"schema": {"type": "string",
-                                                                "contentMediaType": "application/octet-stream"}}}}
+            # sent with the type the file was stored with (text/plain, image/png, …)
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
     else:
         responses[str(op.status)] = {"description": op.summary, "content": {
             "application/json": {"schema": op.response or {"type": "object"}}}}
