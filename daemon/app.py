@@ -32,6 +32,7 @@ from daemon.appkeys import (
 from daemon.config import Config, Settings
 from daemon.connections import guard_middleware
 from daemon.db.pool import DatabaseUnavailable, create_pool, describe_connect_error
+from daemon.logs import quiet_client_mistakes
 from daemon.mail.inbound import InboundServer
 from daemon.mail.scheduler import MailScheduler
 from daemon.mail.worker import OutboxWorker, create_mail_pool
@@ -53,6 +54,7 @@ def build_app(cfg: Config, dsn: str, *, setup_web: SetupWeb, background: bool = 
     templates of the portal. `background=False` leaves out the mail worker and the scheduler
     (tests of the portal alone). `caught_mail`: demo mode, the folder of the mail catcher
     (the portal then shows its mails to administrators)."""
+    quiet_client_mistakes()
     # the guard is outermost: it must know of a request before anything reads its body
     app = web.Application(client_max_size=FORM_MAX_BYTES, middlewares=[guard_middleware])
     app[SETTINGS] = Settings(cfg)

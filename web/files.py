@@ -12,6 +12,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from daemon.appkeys import SETTINGS
 from daemon.files import safe_content_type, safe_filename
 from web.errors import ApiError
+from web.input import posted
 
 CHUNK_BYTES = 64 * 1024
 
@@ -77,7 +78,7 @@ async def _parsed_upload(request: web.Request, field: str, limit: int) -> Upload
     the file from that parsed form; aiohttp spooled it to a temporary file, bounded by the
     application's client_max_size."""
     try:
-        form = await request.post()
+        form = await posted(request)
     except ValueError:
         raise ApiError(422, f"no file in the field '{field}'", field=field) from None
     part = form.get(field)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -156,13 +157,23 @@ def form_values(data: Mapping[str, Any], model: type[BaseModel]) -> dict[str, An
     return out
 
 
+async def posted(request: web.Request) -> Mapping[str, Any]:
+    """The request's form fields (aiohttp's request.post(), cached): a body aiohttp cannot
+    parse as the form it claims to be (a bad boundary, a part without its headers, a charset
+    that does not exist) is the client's mistake, 400, not a 500."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError, AssertionError, HttpProcessingError):
+        raise ApiError(400, "the form body is malformed") from None
+
+
 def read_form_data(data: Mapping[str, Any], model: type[M]) -> M:
     return validate(model, form_values(data, model), form=True)
 
 
 async def read_form(request: web.Request, model: type[M]) -> M:
     """An HTML form post (urlencoded or multipart text fields); its CSRF field is ignored."""
-    return read_form_data(await request.post(), model)
+    return read_form_data(await posted(request), model)
 
 
 def read_query(request: web.Request, model: type[M]) -> M:

@@ -23,6 +23,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from web.context import SESSION, settings
 from web.errors import ApiError
+from web.input import posted
 from web.sessions import is_token
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,7 +78,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
             raise ApiError(400, "the multipart body is malformed") from None
     elif sent is None and request.content_type == "application/x-www-form-urlencoded":
         # aiohttp caches the parsed form: handlers read it again with `await request.post()`
-        value = (await request.post()).get(CSRF_FIELD)
+        value = (await posted(request)).get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
     # a token is URL-safe ASCII: anything else (non-UTF-8 bytes arrive as lone surrogates)
     # cannot be it, and must not reach compare_digest, which takes ASCII or bytes only

@@ -9,7 +9,7 @@ from daemon.appkeys import POOL
 from daemon.queries import employees as q
 from web.context import principal
 from web.errors import ApiError
-from web.input import read_form_data
+from web.input import posted, read_form_data
 from web.pages import render
 from web.schemas import MailSettingsChange
 from web.views.api.alerts import current_settings, save_settings
@@ -46,7 +46,7 @@ async def alerts_page(request: web.Request) -> web.Response:
 
 
 async def alerts_submit(request: web.Request) -> web.Response:
-    data = await request.post()
+    data = await posted(request)
     # An unchecked box is simply absent from a form post: every setting the page shows is
     # set, to false when its box was not sent.
     sent = {c: c in data for c in q.MAIL_SETTING_COLUMNS}

@@ -19,7 +19,7 @@ from web import schemas
 from web import ticket_actions as actions
 from web.context import principal
 from web.errors import ApiError
-from web.input import path_id, read_form_data
+from web.input import path_id, posted, read_form_data
 from web.middleware.csrf import CSRF_FIELD
 from web.pages import render
 from web.views.pages.tickets import form_state, positive_id, ticket_context
@@ -64,7 +64,7 @@ async def _ticket_post(request: web.Request, form: str, done: str, model: type[A
     """A form post on a ticket: its fields read as `model` (the JSON API's own), then `act`."""
     p = principal(request)
     ticket_id = path_id(request)
-    data = await request.post()
+    data = await posted(request)
     try:
         await act(request.app[POOL], p, ticket_id, read_form_data(data, model))
     except ApiError as err:
@@ -105,7 +105,7 @@ async def post_note(request: web.Request) -> web.Response:
 
 
 async def post_charge(request: web.Request) -> web.Response:
-    kind = (await request.post()).get("kind")
+    kind = (await posted(request)).get("kind")
     form = f"charge-{kind}" if kind in q.CHARGE_KINDS else "charge-labor"
 
     async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, m: Any) -> Any:
@@ -174,7 +174,7 @@ async def new_ticket_page(request: web.Request) -> web.Response:
 
 async def new_ticket_submit(request: web.Request) -> web.Response:
     p = principal(request)
-    data = await request.post()
+    data = await posted(request)
     try:
         ticket = await actions.create_ticket(request.app[POOL], p,
                                              read_form_data(data, schemas.NewTicket))
