@@ -182,7 +182,7 @@ def _error(description: str) -> JSON:
 
 
 _ERROR_TEXT = {
-    400: "malformed JSON, or not a JSON object",
+    400: "malformed JSON or multipart body, or not a JSON object",
     401: "not logged in",
     403: "the user's privileges do not allow this, or the CSRF token is missing or wrong",
     404: "not found, or outside the user's scope (the two look alike)",
@@ -229,7 +229,7 @@ def operation_object(method: str, path: str, spec: RouteSpec, name: str) -> JSON
     if op.request is not None:
         codes |= {400, 413, 415, 422}
     if op.multipart is not None:
-        codes |= {413, 415, 422}
+        codes |= {400, 413, 415, 422}
     if not spec.public:
         codes |= {401, 403}
     if "{" in path:

@@ -32,7 +32,7 @@ from tests.support.daemon import start_daemon, wait_healthy
 from tests.support.db import clone
 
 PRINCIPALS = ("full@acme", "sub1", "admin")  # a customer, a subcontractor, an administrator
-EXAMPLES = {GenerationMode.POSITIVE: 6, GenerationMode.NEGATIVE: 4}  # per operation and mode
+EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 8}  # per operation and mode
 TIME_BUDGET_S = 100  # per principal: a bound, not a goal; past it no new operation starts
 # logging out would end the session the rest of the run uses
 SKIPPED = {("POST", "/api/v1/logout")}
