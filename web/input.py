@@ -1,5 +1,5 @@
 """The one input layer: a request's JSON body, form, query string and path ids read into the
-pydantic models of web/schemas.py. JSON is validated strictly (a number is not a string),
+pydantic models of web/schemas/. JSON is validated strictly (a number is not a string),
 forms and query strings laxly (they carry only text: "12", "on"). Every refusal is one
 `ApiError`: 400/413/415 for a body that cannot be read at all, 422 naming the field otherwise
 (`"<field>: <problem>"`, with `field` set, so the API client and the form beside the input

@@ -9,7 +9,7 @@ Order of answers, the same for every action:
 - 422 naming the field when a value is wrong (an asset of another account, an assignee
   without access, a charge of -3 hours), 409 when the ticket's state forbids the action.
 
-Inputs arrive as the small values of web/schemas.py, so types, lengths and control characters
+Inputs arrive as the models of web/schemas/, so types, lengths and control characters
 are checked before anything is authorised. Results are plain dicts ready for JSON
 (web/ticket_json.py).
 """

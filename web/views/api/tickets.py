@@ -1,6 +1,6 @@
 """The tickets JSON API (SPEC §7): HTTP in, `web.ticket_actions` in the middle, JSON out.
 
-Route-level privileges are declared in web/routes.py; what a body may hold in web/schemas.py;
+Route-level privileges are declared in web/routes.py; what a body may hold in web/schemas/;
 field-level rules, scope and the transaction of each change in web/ticket_actions.py. These
 handlers only read the request and shape the answer.
 """
