@@ -11,6 +11,7 @@ from daemon.access.scope import Principal
 from daemon.appkeys import CAUGHT_MAIL
 from daemon.formatting import amount_input, file_size, money, when
 from web.context import PRINCIPAL, csrf_token
+from web.middleware.access import ACCESS_BY_NAME
 
 # how the pages write numbers, times and sizes (the same functions as the mails and the API)
 TEMPLATE_GLOBALS: dict[str, Any] = {
@@ -28,11 +29,15 @@ def render(request: web.Request, template: str, context: dict[str, Any], *,
 
 async def template_context(request: web.Request) -> dict[str, Any]:
     """Handed to every template: the user (None on public pages), the CSRF token for forms,
-    and `can(identifier, level)` so that a template shows a tab only when the API allows it."""
+    `can(identifier, level)`, and `may(route name)`: whether the access middleware would let
+    the user use that route, so that a tab is shown exactly where its page answers."""
     p: Principal | None = request.get(PRINCIPAL)
 
     def can(identifier: str, level: str = "on") -> bool:
         return p is not None and p.can(identifier, level)
 
-    return {"user": p, "csrf_token": csrf_token(request), "can": can,
+    def may(route_name: str) -> bool:
+        return p is not None and request.app[ACCESS_BY_NAME][route_name].refusal(p) is None
+
+    return {"user": p, "csrf_token": csrf_token(request), "can": can, "may": may,
             "demo_mail": CAUGHT_MAIL in request.app}

@@ -19,7 +19,13 @@ from daemon.appkeys import CAUGHT_MAIL
 from web import openapi
 from web.files import safe_filename
 from web.login import setup_hashing
-from web.middleware.access import ROUTE_SPECS, Access, RouteSpec, access_middleware
+from web.middleware.access import (
+    ACCESS_BY_NAME,
+    ROUTE_SPECS,
+    Access,
+    RouteSpec,
+    access_middleware,
+)
 from web.middleware.csrf import csrf_middleware
 from web.middleware.errors import error_middleware
 from web.middleware.headers import setup_headers
@@ -71,6 +77,12 @@ class Route:
         if self.public and self.access is not None:
             raise ValueError(f"route {self.name}: public routes take no access spec")
 
+
+# The account-data tabs: the customer privilege and the employee right of each (SPEC §2, §3).
+ASSETS = Access(privilege=("assets", "on"), employee_right=("assets", "on"))
+CONTRACTS = Access(privilege=("contracts", "on"), employee_right=("contracts", "on"))
+DOCUMENTS = Access(privilege=("documents", "on"), employee_right=("documents", "public"))
+QUOTES = Access(privilege=("quotes", "view"), employee_right=("quotes", "on"))
 
 ROUTES: list[Route] = [
     Route("GET", "/healthz", health.healthz, "healthz", public=True),
@@ -172,47 +184,40 @@ ROUTES: list[Route] = [
           access=Access(kind="employee")),
     # -- end of ticket pages --------------------------------------------------------------
     # -- account data (web/views/api/account.py, pages/account.py): SPEC §2 rows 4-6, 8, 10,
-    # 12-14. The privilege of each route is declared here; customers without it get 403.
-    # Employees are not held to customer privileges: they read the account data of the
-    # accounts they may access (scope decides), but only customers accept quotes.
-    Route("GET", "/api/v1/assets", account_api.api_assets, "api_assets",
-          access=Access(privilege=("assets", "on"))),
-    Route("GET", "/api/v1/contracts", account_api.api_contracts, "api_contracts",
-          access=Access(privilege=("contracts", "on"))),
+    # 12-14 for customers, SPEC §3's rights over account data for employees. Each route
+    # declares both; whoever lacks theirs gets 403, and the nav shows a tab only where its
+    # route would answer. Rows out of scope (other accounts, documents or articles above the
+    # user's level) are 404. Every employee has kb=public at least; only customers accept quotes.
+    Route("GET", "/api/v1/assets", account_api.api_assets, "api_assets", access=ASSETS),
+    Route("GET", "/api/v1/contracts", account_api.api_contracts, "api_contracts", access=CONTRACTS),
     Route("GET", r"/api/v1/contracts/{id:[0-9]+}", account_api.api_contract, "api_contract",
-          access=Access(privilege=("contracts", "on"))),
-    Route("GET", "/api/v1/documents", account_api.api_documents, "api_documents",
-          access=Access(privilege=("documents", "on"))),
+          access=CONTRACTS),
+    Route("GET", "/api/v1/documents", account_api.api_documents, "api_documents", access=DOCUMENTS),
     Route("GET", r"/api/v1/documents/{id:[0-9]+}", account_api.download_document, "api_document",
-          access=Access(privilege=("documents", "on"))),
+          access=DOCUMENTS),
     Route("GET", "/api/v1/kb", account_api.api_kb, "api_kb",
           access=Access(privilege=("kb", "view"))),
     Route("GET", r"/api/v1/kb/{id:[0-9]+}", account_api.api_kb_article, "api_kb_article",
           access=Access(privilege=("kb", "view"))),
     Route("GET", r"/api/v1/kb/{id:[0-9]+}/files/{file_id:[0-9]+}", account_api.download_kb_file,
           "api_kb_file", access=Access(privilege=("kb", "download"))),
-    Route("GET", "/api/v1/quotes", account_api.api_quotes, "api_quotes",
-          access=Access(privilege=("quotes", "view"))),
+    Route("GET", "/api/v1/quotes", account_api.api_quotes, "api_quotes", access=QUOTES),
     Route("POST", r"/api/v1/quotes/{id:[0-9]+}/accept", account_api.api_accept_quote,
           "api_quote_accept", access=Access(kind="customer", privilege=("quotes", "accept"))),
-    Route("GET", "/assets", account_pages.assets_page, "assets",
-          access=Access(privilege=("assets", "on"))),
-    Route("GET", "/contracts", account_pages.contracts_page, "contracts",
-          access=Access(privilege=("contracts", "on"))),
+    Route("GET", "/assets", account_pages.assets_page, "assets", access=ASSETS),
+    Route("GET", "/contracts", account_pages.contracts_page, "contracts", access=CONTRACTS),
     Route("GET", r"/contracts/{id:[0-9]+}", account_pages.contract_page, "contract",
-          access=Access(privilege=("contracts", "on"))),
-    Route("GET", "/documents", account_pages.documents_page, "documents",
-          access=Access(privilege=("documents", "on"))),
+          access=CONTRACTS),
+    Route("GET", "/documents", account_pages.documents_page, "documents", access=DOCUMENTS),
     Route("GET", r"/documents/{id:[0-9]+}", account_api.download_document, "document",
-          access=Access(privilege=("documents", "on"))),
+          access=DOCUMENTS),
     Route("GET", "/kb", account_pages.kb_page, "kb",
           access=Access(privilege=("kb", "view"))),
     Route("GET", r"/kb/{id:[0-9]+}", account_pages.kb_article_page, "kb_article",
           access=Access(privilege=("kb", "view"))),
     Route("GET", r"/kb/{id:[0-9]+}/files/{file_id:[0-9]+}", account_api.download_kb_file, "kb_file",
           access=Access(privilege=("kb", "download"))),
-    Route("GET", "/quotes", account_pages.quotes_page, "quotes",
-          access=Access(privilege=("quotes", "view"))),
+    Route("GET", "/quotes", account_pages.quotes_page, "quotes", access=QUOTES),
     Route("POST", r"/quotes/{id:[0-9]+}/accept", account_pages.accept_quote_submit, "quote_accept",
           access=Access(kind="customer", privilege=("quotes", "accept"))),
     # the form beside POST /api/v1/me/password, with the same access
@@ -317,6 +322,7 @@ def setup_web(app: web.Application) -> None:
         added = app.router.add_route(r.method, r.path, r.handler, name=r.name)
         specs[added] = RouteSpec(public=r.public, access=r.access or Access())
     app[ROUTE_SPECS] = specs
+    app[ACCESS_BY_NAME] = {r.name: r.access or Access() for r in ROUTES if not r.public}
     setup_hashing(app)
     setup_headers(app)
     if STATIC_DIR.exists():

@@ -173,8 +173,7 @@ async def create_ticket(pool: asyncpg.Pool, p: Principal, new: NewTicket) -> dic
     if new.priority is not None:
         _field_privilege(p, "priority", customer=("priority", "edit"), employee=("create_tickets", "on"))
     if new.asset_id is not None:
-        _field_privilege(p, "asset_id", customer=("ticket_asset", "edit"),
-                         employee=("create_tickets", "on"))
+        _field_privilege(p, "asset_id", customer=("ticket_asset", "edit"), employee=("assets", "on"))
     if new.assigned_to is not None:
         _field_privilege(p, "assigned_to", customer=None, employee=("assign_tickets", "on"))
     async with transaction(pool, p) as conn:
@@ -204,8 +203,10 @@ async def update_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int,
         for field, value in sent.items():
             if field == "priority" and p.is_customer and not p.can("priority", "view"):
                 raise _refuse_field("priority", "your privilege group does not allow setting it (priority)")
-            if field == "asset_id" and p.is_customer and not p.can("ticket_asset", "view"):
-                raise _refuse_field("asset_id", "your privilege group does not allow setting it (ticket_asset)")
+            if field == "asset_id" and not q.sees_asset(p):
+                right = "ticket_asset" if p.is_customer else "assets"
+                group = "privilege group" if p.is_customer else "employee group"
+                raise _refuse_field("asset_id", f"your {group} does not allow setting it ({right})")
             if field in ("status", "assigned_to") and p.is_customer:
                 raise _refuse_field(field, "customers cannot set this field")
             if current[field] == value:

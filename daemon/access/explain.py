@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from daemon.access import scope
 from daemon.access.principals import find_user
 from daemon.access.scope import Principal
 from daemon.queries import accounts as accounts_q
@@ -115,11 +116,11 @@ async def _customer_parts(conn: asyncpg.Connection, p: Principal,
         parts.append(_part(name, on, f"{identifier} = {p.level(identifier)}{public if on else ''}",
                            level=p.level(identifier), rows=rows,
                            can_add=on if name == "history_notes" else None))
-    docs = await q.count_account_rows(conn, p, "documents", t["account_id"], public_flag=True)
+    docs = await q.count_account_rows(conn, p, "documents", t["account_id"])
     parts.append(_part("documents", p.can("documents"),
                        f"documents = {p.level('documents')} (the account's public documents)",
                        level=p.level("documents"), rows=docs))
-    quotes = await q.count_account_rows(conn, p, "quotes", t["account_id"], public_flag=False)
+    quotes = await q.count_account_rows(conn, p, "quotes", t["account_id"])
     quotes_level = p.privileges.get("quotes", "none")
     parts.append(_part("quotes", quotes_level != "none", f"quotes = {quotes_level}",
                        level=quotes_level, rows=quotes, can_add=quotes_level == "accept"))
@@ -134,8 +135,11 @@ async def _customer_parts(conn: asyncpg.Connection, p: Principal,
 async def _employee_parts(conn: asyncpg.Connection, p: Principal,
                           t: asyncpg.Record) -> list[dict[str, Any]]:
     edit = p.can("edit_tickets")
-    parts = [_part(name, True, "employees see every field of a ticket in scope; edit: edit_tickets = "
-                   + p.level("edit_tickets"), can_add=edit) for name in ("priority", "asset", "description")]
+    how = f"edit: edit_tickets = {p.level('edit_tickets')}"
+    parts = [_part(name, True, f"employees see it on every ticket in scope; {how}", can_add=edit)
+             for name in ("priority", "description")]
+    parts.append(_part("asset", p.can("assets"), f"assets = {p.level('assets')}; {how}",
+                       level=p.level("assets"), can_add=edit and p.can("assets")))
     own_only = p.sees_only_own_children
     for name, table, right, _identifier in _CHILD_PARTS:
         rows = await q.count_children(conn, p, table, t["id"])
@@ -143,14 +147,34 @@ async def _employee_parts(conn: asyncpg.Connection, p: Principal,
                   else "see_others = all")
         parts.append(_part(name, True, f"{reason}; add: {right} = {p.level(right)}", rows=rows,
                            can_add=p.can(right)))
-    docs = await q.count_account_rows(conn, p, "documents", t["account_id"], public_flag=True)
-    parts.append(_part("documents", True, "employees see the account's documents, public or not",
-                       rows=docs))
-    quotes = await q.count_account_rows(conn, p, "quotes", t["account_id"], public_flag=False)
-    parts.append(_part("quotes", True, "employees see the account's quotes", rows=quotes))
-    parts.append(_part("kb", True, "employees see every article, public or internal",
-                       rows=await q.count_kb(conn, p)))
+    parts += await _employee_account_parts(conn, p, t)
     parts.append(_part("close", p.can("close_tickets"), f"close_tickets = {p.level('close_tickets')}"))
+    return parts
+
+
+# what an employee's documents and kb levels let through
+_FLAGGED_LEVELS = {"none": "nothing", "public": "public ones only", "all": "public and internal"}
+
+
+async def _employee_account_parts(conn: asyncpg.Connection, p: Principal,
+                                  t: asyncpg.Record) -> list[dict[str, Any]]:
+    """The ticket's account data as the rights of the employee's group show it (SPEC §3)."""
+    parts = []
+    for name in ("assets", "contracts", "quotes"):
+        rows = await q.count_account_rows(conn, p, name, t["account_id"])
+        parts.append(_part(name, p.can(name), f"{name} = {p.level(name)}", level=p.level(name),
+                           rows=rows))
+    note = p.level("asset_config_note")
+    parts.append(_part("asset_config_note", p.can("assets") and p.can("asset_config_note"),
+                       f"asset_config_note = {note}" + ("" if p.can("assets") else " (needs assets)"),
+                       level=note))
+    docs = await q.count_account_rows(conn, p, "documents", t["account_id"])
+    level = scope.documents_level(p)
+    parts.append(_part("documents", level != "none",
+                       f"documents = {level} ({_FLAGGED_LEVELS[level]})", level=level, rows=docs))
+    level = scope.kb_level(p)
+    parts.append(_part("kb", level != "none", f"kb = {level} ({_FLAGGED_LEVELS[level]})",
+                       level=level, rows=await q.count_kb(conn, p)))
     return parts
 
 

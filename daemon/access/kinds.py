@@ -74,6 +74,12 @@ EMPLOYEE_LABELS: dict[str, str] = {
     "assign_tickets": "Assign tickets",
     "file_emails": "File emails under tickets",
     "edit_recipients": "Edit ticket recipients",
+    "assets": "Assets tab",
+    "asset_config_note": "Asset configuration note (needs Assets)",
+    "contracts": "Contracts tab, with their charges",
+    "quotes": "Quotes tab",
+    "documents": "The account's documents",
+    "kb": "Knowledge base articles",
     "admin": "Administration",
 }
 

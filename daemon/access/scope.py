@@ -46,6 +46,13 @@ EMPLOYEE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "assign_tickets": ("off", "on"),
     "file_emails": ("off", "on"),
     "edit_recipients": ("off", "on"),
+    # the account data of the accounts the employee may access
+    "assets": ("off", "on"),
+    "asset_config_note": ("off", "on"),
+    "contracts": ("off", "on"),
+    "quotes": ("off", "on"),
+    "documents": ("none", "public", "all"),
+    "kb": ("public", "all"),
     "admin": ("off", "on"),
 }
 
@@ -171,6 +178,35 @@ def children(p: Principal, params: Params, table: str, c: str = "c") -> str:
     return "true"
 
 
-def public_only(p: Principal, c: str = "c") -> str:
-    """Documents and KB articles: customers see those flagged public; employees all."""
-    return f"{c}.is_public" if p.is_customer else "true"
+def documents_level(p: Principal) -> str:
+    """none · public · all: which of an account's documents `p` sees. Customers: the public
+    ones with `documents`; employees: their group's `documents` level."""
+    if not p.active:
+        return "none"
+    if p.is_customer:
+        return "public" if p.can("documents") else "none"
+    return p.level("documents")
+
+
+def kb_level(p: Principal) -> str:
+    """none · public · all: which knowledge-base articles `p` sees. Customers: the public
+    ones from kb=view; employees: their group's `kb` level (public at least)."""
+    if not p.active:
+        return "none"
+    if p.is_customer:
+        return "public" if p.can("kb", "view") else "none"
+    return p.level("kb")
+
+
+def _flagged(level: str, c: str) -> str:
+    return {"all": "true", "public": f"{c}.is_public"}.get(level, "false")
+
+
+def documents(p: Principal, c: str = "c") -> str:
+    """Condition on a `documents` row aliased `c` (beside `accounts()` on its account)."""
+    return _flagged(documents_level(p), c)
+
+
+def kb(p: Principal, c: str = "c") -> str:
+    """Condition on a `kb_articles` row aliased `c`."""
+    return _flagged(kb_level(p), c)

@@ -3,10 +3,11 @@ quotes, and the knowledge base. Conditions come from `daemon.access.scope`; colu
 privilege hides (an asset's configuration note, a contract's charges, a KB article's files) are
 not selected unless the principal has it, so hidden data is never fetched.
 
-Who sees what (`shows`): customers as their privilege group says (SPEC §2). Employees read the
-account data of the accounts they may access whole — documents and KB articles not flagged
-public included — except that own-data employees (subcontractors) see only the contract
-charges they logged themselves, as with ticket charges (SPEC §3). Accepting a quote is the
+Who sees what (`shows`): customers as their privilege group says (SPEC §2), employees as the
+rights of theirs do (SPEC §3: assets, asset_config_note, contracts, quotes, documents, kb), each
+for the accounts they may access. Which documents and KB articles a level lets through is a row
+condition of `scope` (public only, or all). Own-data employees (subcontractors) see only the
+contract charges they logged themselves, as with ticket charges. Accepting a quote is the
 customer's act; employees only read quotes.
 
 Lists are pages: `limit` rows from `offset`, in a stable order (id as the last key); one extra
@@ -34,15 +35,34 @@ class Page:
     next_offset: int | None
 
 
+# The employee right and level that stand for a customer privilege and level in `shows`.
+# Employees have no `charges` right (a contract's charges come with `contracts`) and at least
+# kb=public, which includes the files of the articles they see.
+_EMPLOYEE_EQUIVALENT: dict[tuple[str, str], tuple[str, str] | None] = {
+    ("assets", "on"): ("assets", "on"),
+    ("asset_config_note", "on"): ("asset_config_note", "on"),
+    ("contracts", "on"): ("contracts", "on"),
+    ("charges", "on"): None,
+    ("documents", "on"): ("documents", "public"),
+    ("kb", "view"): None,
+    ("kb", "download"): None,
+    ("quotes", "view"): ("quotes", "on"),
+}
+
+
 def shows(p: Principal, identifier: str, level: str = "on") -> bool:
-    """Whether `p` sees the part of the account data that `identifier` governs."""
+    """Whether `p` sees the part of the account data that the customer privilege
+    `identifier` (at `level`) governs; employees are asked the right that stands for it."""
     if not p.active:
         return False
-    if p.is_employee:
-        return True
-    if identifier == "asset_config_note" and not p.can("assets"):
+    if identifier == "asset_config_note" and not shows(p, "assets"):
         return False  # the note needs the assets tab itself (SPEC §2, row 6)
-    return p.can(identifier, level)
+    if p.is_customer:
+        return p.can(identifier, level)
+    if (identifier, level) not in _EMPLOYEE_EQUIVALENT:
+        raise ValueError(f"no employee right stands for {identifier}={level}")
+    right = _EMPLOYEE_EQUIVALENT[identifier, level]
+    return right is None or p.can(*right)
 
 
 async def _page(conn: Conn, sql: str, params: Params, limit: int, offset: int) -> Page:
@@ -118,7 +138,7 @@ async def documents_page(conn: Conn, p: Principal, *, limit: int, offset: int) -
         SELECT c.id, c.account_id, c.title, c.filename, c.content_type, c.size, c.is_public,
                c.created_at
           FROM documents c
-         WHERE {scope.accounts(p, params, 'c.account_id')} AND {scope.public_only(p)}
+         WHERE {scope.accounts(p, params, 'c.account_id')} AND {scope.documents(p)}
          ORDER BY c.title, c.id""", params, limit, offset)
 
 
@@ -128,7 +148,7 @@ async def get_document(conn: Conn, p: Principal, document_id: int) -> asyncpg.Re
     return await conn.fetchrow(
         f"""SELECT c.id, c.title, c.filename, c.content_type, c.size, b.data
               FROM documents c JOIN blobs b ON b.id = c.blob_id
-             WHERE c.id = $1 AND {scope.accounts(p, params, 'c.account_id')} AND {scope.public_only(p)}""",
+             WHERE c.id = $1 AND {scope.accounts(p, params, 'c.account_id')} AND {scope.documents(p)}""",
         *params.values)
 
 
@@ -192,14 +212,14 @@ async def kb_page(conn: Conn, p: Principal, *, limit: int, offset: int) -> Page:
              if shows(p, "kb", "download") else "")
     return await _page(conn, f"""
         SELECT c.id, c.title, c.is_public, c.updated_at{files}
-          FROM kb_articles c WHERE {scope.public_only(p)}
+          FROM kb_articles c WHERE {scope.kb(p)}
          ORDER BY c.title, c.id""", Params(), limit, offset)
 
 
 async def get_kb_article(conn: Conn, p: Principal, article_id: int) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"""SELECT c.id, c.title, c.body, c.is_public, c.updated_at
-              FROM kb_articles c WHERE c.id = $1 AND {scope.public_only(p)}""", article_id)
+              FROM kb_articles c WHERE c.id = $1 AND {scope.kb(p)}""", article_id)
 
 
 async def list_kb_files(conn: Conn, p: Principal, article_id: int) -> list[asyncpg.Record]:
@@ -209,7 +229,7 @@ async def list_kb_files(conn: Conn, p: Principal, article_id: int) -> list[async
     return await conn.fetch(
         f"""SELECT f.id, f.filename, f.content_type, f.size
               FROM kb_files f JOIN kb_articles c ON c.id = f.article_id
-             WHERE f.article_id = $1 AND {scope.public_only(p)} ORDER BY f.filename, f.id""",
+             WHERE f.article_id = $1 AND {scope.kb(p)} ORDER BY f.filename, f.id""",
         article_id)
 
 
@@ -220,7 +240,7 @@ async def get_kb_file(conn: Conn, p: Principal, article_id: int, file_id: int) -
     return await conn.fetchrow(
         f"""SELECT f.id, f.filename, f.content_type, f.size, b.data
               FROM kb_files f JOIN kb_articles c ON c.id = f.article_id JOIN blobs b ON b.id = f.blob_id
-             WHERE f.id = $2 AND f.article_id = $1 AND {scope.public_only(p)}""", article_id, file_id)
+             WHERE f.id = $2 AND f.article_id = $1 AND {scope.kb(p)}""", article_id, file_id)
 
 
 # -- accounts -------------------------------------------------------------------------------

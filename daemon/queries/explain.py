@@ -34,14 +34,20 @@ async def count_children(conn: asyncpg.Connection, p: Principal, table: str,
     return row["seen"], row["total"]
 
 
+# the account-data tables explain counts (names spliced into SQL come from here only)
+ACCOUNT_TABLES = ("assets", "contracts", "documents", "quotes")
+
+
 async def count_account_rows(conn: asyncpg.Connection, p: Principal, table: str,
-                             account_id: int, *, public_flag: bool) -> tuple[int, int]:
-    """(rows of the account's `table` that `p` sees, all of them); `public_flag`: the table
-    flags rows public, and customers see only those."""
+                             account_id: int) -> tuple[int, int]:
+    """(rows of the account's `table` that `p` sees, all of them); documents also by the
+    level of `p` (public ones only, or all)."""
+    if table not in ACCOUNT_TABLES:
+        raise ValueError(f"not an account-data table: {table}")
     params = Params(account_id)
     cond = scope.accounts(p, params, "c.account_id")
-    if public_flag:
-        cond = f"({cond}) AND {scope.public_only(p)}"
+    if table == "documents":
+        cond = f"({cond}) AND {scope.documents(p)}"
     row = await conn.fetchrow(
         f"SELECT count(*) FILTER (WHERE {cond}) AS seen, count(*) AS total "
         f"FROM {table} c WHERE c.account_id = $1", *params.values)
@@ -50,6 +56,6 @@ async def count_account_rows(conn: asyncpg.Connection, p: Principal, table: str,
 
 async def count_kb(conn: asyncpg.Connection, p: Principal) -> tuple[int, int]:
     row = await conn.fetchrow(
-        f"SELECT count(*) FILTER (WHERE {scope.public_only(p)}) AS seen, count(*) AS total "
+        f"SELECT count(*) FILTER (WHERE {scope.kb(p)}) AS seen, count(*) AS total "
         "FROM kb_articles c")
     return row["seen"], row["total"]

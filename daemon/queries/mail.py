@@ -11,6 +11,7 @@ import asyncpg
 
 from daemon.access import scope
 from daemon.access.scope import Params, Principal
+from daemon.queries.tickets import sees_asset
 
 DIGEST_MAX_TICKETS = 100
 # principals per UNION ALL statement when loading what recipients may see
@@ -48,6 +49,17 @@ _CONTENT: dict[str, tuple[str, str]] = {
 _KEY = {table: "t.id" if table == "tickets" else "c.id" for table in _CONTENT}
 
 
+def _columns(table: str, p: Principal) -> str:
+    """What a mail about a row of `table` shows `p`: a ticket also carries its linked asset,
+    named only to a recipient whose rights name it in the portal (tickets.sees_asset), so
+    mail never tells more than the portal would."""
+    columns = _CONTENT[table][0]
+    if table != "tickets":
+        return columns
+    asset = "(SELECT s.name FROM assets s WHERE s.id = t.asset_id)" if sees_asset(p) else "NULL::text"
+    return f"{columns}, {asset} AS asset_name"
+
+
 async def visible_rows(conn: asyncpg.Connection, table: str,
                        wants: Mapping[int, tuple[Principal, Sequence[int]]], *,
                        ids_only: bool = False) -> dict[tuple[int, int], asyncpg.Record]:
@@ -55,9 +67,7 @@ async def visible_rows(conn: asyncpg.Connection, table: str,
     (principal id, row id). `wants` maps a principal id to it and the row ids asked for.
     One statement per PRINCIPALS_PER_QUERY principals: each part carries that principal's
     own scope conditions, so nobody's rule is bent to batch the work."""
-    columns, source = _CONTENT[table]
-    if ids_only:
-        columns = f"{_KEY[table]} AS id"
+    source = _CONTENT[table][1]
     found: dict[tuple[int, int], asyncpg.Record] = {}
     items = [(p, ids) for p, ids in wants.values() if ids]
     for start in range(0, len(items), PRINCIPALS_PER_QUERY):
@@ -68,6 +78,7 @@ async def visible_rows(conn: asyncpg.Connection, table: str,
                     scope.tickets(p, params)]
             if table != "tickets":
                 cond.append(scope.children(p, params, table))
+            columns = f"{_KEY[table]} AS id" if ids_only else _columns(table, p)
             parts.append(f"SELECT {params.add(p.id)}::bigint AS for_employee, {columns} "
                          f"FROM {source} WHERE " + " AND ".join(f"({c})" for c in cond))
         for r in await conn.fetch(" UNION ALL ".join(parts), *params.values):
@@ -81,9 +92,8 @@ async def digest_tickets(conn: asyncpg.Connection, p: Principal, *,
     recipients, least recently touched first."""
     params = Params()
     me = params.add(p.id)
-    columns, source = _CONTENT["tickets"]
     return await conn.fetch(
-        f"""SELECT {columns} FROM {source}
+        f"""SELECT {_columns("tickets", p)} FROM {_CONTENT["tickets"][1]}
              WHERE t.status <> 'closed' AND {scope.tickets(p, params)}
                AND (t.assigned_to = {me} OR EXISTS (SELECT 1 FROM ticket_recipients r
                                                       WHERE r.ticket_id = t.id AND r.employee_id = {me}))

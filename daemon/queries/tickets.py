@@ -25,6 +25,12 @@ CHARGE_KINDS = ("labor", "expense", "part")
 MAX_PAGE = 200
 
 
+def sees_asset(p: Principal) -> bool:
+    """Whether `p` sees (and so may pick) the asset linked to a ticket: customers from
+    ticket_asset=view, employees with the `assets` right (an asset is account data)."""
+    return p.can("ticket_asset", "view") if p.is_customer else p.can("assets")
+
+
 def ticket_columns(p: Principal, t: str = "t") -> str:
     """The ticket columns `p` may see: priority, asset and assignee only where allowed."""
     cols = [f"{t}.id", f"{t}.number", f"{t}.account_id", f"{t}.status", f"{t}.description",
@@ -33,7 +39,7 @@ def ticket_columns(p: Principal, t: str = "t") -> str:
             f"(SELECT n.name FROM accounts n WHERE n.id = {t}.account_id) AS account_name"]
     if p.is_employee or p.can("priority", "view"):
         cols.append(f"{t}.priority")
-    if p.is_employee or p.can("ticket_asset", "view"):
+    if sees_asset(p):
         cols += [f"{t}.asset_id",
                  f"(SELECT s.name FROM assets s WHERE s.id = {t}.asset_id) AS asset_name"]
     if p.is_employee:

@@ -273,16 +273,33 @@ async def test_employees_read_the_accounts_they_may_access(demo_client, demo_dsn
     globex_contract = await val(demo_dsn, """SELECT c.id FROM contracts c JOIN accounts a ON a.id = c.account_id
                                              WHERE a.name = 'Globex' ORDER BY c.id LIMIT 1""")
     acme = await val(demo_dsn, "SELECT id FROM accounts WHERE name = 'Acme'")
+    # Subcontractors get none of the account data but the public KB (SPEC §3) ...
+    csrf = await login_as(demo_client, "sub1", DEMO_PASSWORD)
+    for url in ("/api/v1/assets", "/api/v1/contracts", f"/api/v1/contracts/{ids['contract']}",
+                "/api/v1/documents", f"/api/v1/documents/{ids['document']}", "/api/v1/quotes"):
+        resp = await demo_client.get(url)
+        assert resp.status == 403 and (await resp.json())["error"]["code"] == "forbidden", url
+    kb = (await (await demo_client.get("/api/v1/kb")).json())["items"]
+    assert kb and all(a["is_public"] for a in kb)
+    await demo_client.post("/api/v1/logout", headers={"X-CSRF-Token": csrf})
 
-    csrf = await login_as(demo_client, "sub1", DEMO_PASSWORD)  # Subcontractors, Acme only
+    # ... unless an administrator grants it: a custom group with every right, for Acme only
+    await val(demo_dsn, """INSERT INTO employee_groups (name, ticket_scope, see_others, assets,
+                               asset_config_note, contracts, quotes, documents, kb)
+                           VALUES ('Trusted subs', 'own', 'own', true, true, true, true, 'all', 'all')
+                           RETURNING id""")
+    await val(demo_dsn, """UPDATE employees SET group_id = (SELECT id FROM employee_groups
+                                                            WHERE name = 'Trusted subs')
+                            WHERE username = 'sub1' RETURNING id""")
+    csrf = await login_as(demo_client, "sub1", DEMO_PASSWORD)
     assets = (await (await demo_client.get("/api/v1/assets")).json())["items"]
     assert {a["account_id"] for a in assets} == {acme} and all("config_note" in a for a in assets)
     docs = (await (await demo_client.get("/api/v1/documents")).json())["items"]
     assert {d["account_id"] for d in docs} == {acme}
-    assert any(not d["is_public"] for d in docs)  # employees see internal documents too
+    assert any(not d["is_public"] for d in docs)  # documents=all: internal ones too
     assert (await demo_client.get(f"/api/v1/contracts/{globex_contract}")).status == 404
     contract = await (await demo_client.get(f"/api/v1/contracts/{ids['contract']}")).json()
-    assert contract["charges"] == []  # a subcontractor sees only the charges they logged
+    assert contract["charges"] == []  # see_others=own: only the charges they logged
     kb = (await (await demo_client.get("/api/v1/kb")).json())["items"]
     assert any(not a["is_public"] for a in kb)
     resp = await demo_client.post(f"/api/v1/quotes/{ids['Q-1001']}/accept", headers={"X-CSRF-Token": csrf})

@@ -252,18 +252,31 @@ async def test_account_data_is_escaped(demo_client, demo_dsn: str) -> None:
 
 async def test_employee_pages(demo_client, demo_dsn: str) -> None:
     ids = await demo_ids(demo_dsn)
-    await login_as(demo_client, "sub1", DEMO_PASSWORD)
+    # Subcontractors: the account data is off but for the public KB (SPEC §3)
+    csrf = await login_as(demo_client, "sub1", DEMO_PASSWORD)
+    html = await (await demo_client.get("/")).text()
+    assert [tab for tab in TABS if has_tab(html, tab)] == ["/kb"]
+    for path in ("/assets", "/contracts", f"/contracts/{ids['contract']}", "/documents", "/quotes"):
+        assert (await demo_client.get(path)).status == 403, path
+    html = await (await demo_client.get("/kb")).text()
+    assert "Connecting to the office VPN" in html and "Firewall change procedure" not in html
+    # employees may always change their own password
+    resp = await demo_client.get("/me/password")
+    assert resp.status == 200 and 'href="/me/password"' in user_menu_of(await resp.text())
+    await demo_client.post("/logout", data={"csrf_token": csrf})
+
+    # Standard: every tab, every account, internal rows included
+    await login_as(demo_client, "tech", DEMO_PASSWORD)
     html = await (await demo_client.get("/assets")).text()
-    assert "Configuration note" in html and "ACME-FS01" in html and "GLX-MAIL" not in html
+    assert "Configuration note" in html and "ACME-FS01" in html and "GLX-MAIL" in html
     for tab in TABS:
         assert has_tab(html, tab), tab
     html = await (await demo_client.get("/quotes")).text()
     assert "Q-1001" in html and 'action="/quotes/' not in html  # employees do not accept
     html = await (await demo_client.get(f"/contracts/{ids['contract']}")).text()
-    assert 'id="charges-heading"' in html and "No charges on this contract." in html
-    # employees may always change their own password
-    resp = await demo_client.get("/me/password")
-    assert resp.status == 200 and 'href="/me/password"' in user_menu_of(await resp.text())
+    assert 'id="charges-heading"' in html and "Monthly flat fee" in html
+    html = await (await demo_client.get("/documents")).text()
+    assert "Firewall change log (internal)" in html
 
 
 async def test_pages_need_a_login(demo_client) -> None:

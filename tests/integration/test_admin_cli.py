@@ -367,6 +367,31 @@ def test_employee_groups(cli: Cli, dsn: str) -> None:
     assert code == 0 and "ticket_scope" in out and "Senior subs" not in out
 
 
+def test_employee_group_account_data_rights(cli: Cli, dsn: str) -> None:
+    groups = {g["name"]: g["rights"] for g in cli.json("employee-group", "list")}
+    assert {k: groups["Subcontractors"][k] for k in ("assets", "documents", "kb")} == {
+        "assets": "off", "documents": "none", "kb": "public"}
+    assert {k: groups["Standard"][k] for k in ("contracts", "documents", "kb")} == {
+        "contracts": "on", "documents": "all", "kb": "all"}
+    cli.json("employee-group", "create", "Field techs", "--copy-from", "Subcontractors")
+    changed = cli.json("employee-group", "set", "Field techs", "contracts=on", "documents=public",
+                       "kb=all", "asset_config_note=on")
+    assert changed["changed"] == ["asset_config_note", "contracts", "documents", "kb"]
+    row = rows_now(dsn, "SELECT contracts, documents, kb, asset_config_note, assets "
+                        "FROM employee_groups WHERE name = 'Field techs'")[0]
+    assert dict(row) == {"contracts": True, "documents": "public", "kb": "all",
+                         "asset_config_note": True, "assets": False}
+    assert audit(dsn, "employee_group.set")[0]["after"]["documents"] == "public"
+    refused(cli, dsn, "employee-group", "set", "Field techs", "documents=on",
+            says='unknown level "on" for documents (levels: none, public, all)')
+    refused(cli, dsn, "employee-group", "set", "Field techs", "kb=none",
+            says='unknown level "none" for kb (levels: public, all)')
+    refused(cli, dsn, "employee-group", "set", "Subcontractors", "documents=all",
+            says="system group and cannot be modified")
+    code, out, _ = cli("employee-group", "list")
+    assert code == 0 and "asset_config_note" in out and "public" in out
+
+
 def test_mail_settings(cli: Cli, dsn: str) -> None:
     cli.json("employee", "create", "--username", "sub1", "--name", "Sam", "--email", "s@msp.example",
              "--group", "Subcontractors")

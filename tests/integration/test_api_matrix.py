@@ -129,8 +129,9 @@ ACTION_RIGHTS = ("add_notes", "log_charges", "upload_attachments", "close_ticket
 async def test_employee_rights_matrix(users, demo_db):
     db = demo_db
     ids = await demo_ids(db)
-    rights = {r: ("all" if r in ("ticket_scope", "see_others") else True)
-              for r in EMPLOYEE_PRIVILEGES if r != "admin"}
+    # every right at its top level (off/on ones are boolean columns)
+    rights = {r: (True if levels == ("off", "on") else levels[-1])
+              for r, levels in EMPLOYEE_PRIVILEGES.items() if r != "admin"}
     columns = ", ".join(rights)
     values = ", ".join(f"${i}" for i in range(2, len(rights) + 2))
     group_id = await db.fetchval(

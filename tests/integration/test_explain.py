@@ -74,6 +74,23 @@ async def test_customers_parts_follow_their_group(seeded) -> None:
     assert limited["kb"]["shown"] and limited["kb"]["level"] == "view"
 
 
+async def test_employees_account_data_parts_follow_their_rights(seeded) -> None:
+    conn, seed = seeded
+    sub = parts(await explain(conn, "sub1", seed["t_acme_sub1"]))
+    for hidden in ("asset", "assets", "asset_config_note", "contracts", "quotes", "documents"):
+        assert sub[hidden]["shown"] is False, hidden
+    assert sub["documents"]["reason"] == "documents = none (nothing)"
+    assert (sub["documents"]["rows_visible"], sub["documents"]["rows_total"]) == (0, 2)
+    assert sub["kb"]["shown"] and sub["kb"]["reason"] == "kb = public (public ones only)"
+    assert (sub["kb"]["rows_visible"], sub["kb"]["rows_total"]) == (1, 2)
+    tech = parts(await explain(conn, "tech", seed["t_acme_sub1"]))
+    for shown in ("asset", "assets", "asset_config_note", "contracts", "quotes", "documents", "kb"):
+        assert tech[shown]["shown"] is True, shown
+    assert (tech["documents"]["rows_visible"], tech["documents"]["rows_total"]) == (2, 2)
+    assert tech["kb"]["reason"] == "kb = all (public and internal)"
+    assert (tech["quotes"]["rows_visible"], tech["quotes"]["rows_total"]) == (1, 1)
+
+
 async def test_inactive_user_sees_nothing(seeded) -> None:
     conn, seed = seeded
     await conn.execute("UPDATE employees SET active = false WHERE username = 'sub2'")

@@ -92,6 +92,8 @@ class RouteSpec:
 
 
 ROUTE_SPECS = web.AppKey("route_specs", dict)
+# route name → its Access: what pages ask before offering a link (web.pages `may`)
+ACCESS_BY_NAME = web.AppKey("access_by_name", dict)
 
 
 async def resolve_principal(request: web.Request) -> tuple[Session, Principal] | None:

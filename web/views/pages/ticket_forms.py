@@ -160,10 +160,11 @@ async def _new_ticket_page(request: web.Request, *, account_id: int | None,
             account = next((a for a in accounts if a["id"] == account_id), None)
             ctx["account"] = account
             if account is not None:
-                ctx["assets"] = await q.account_assets(conn, account["id"])
+                if q.sees_asset(p):
+                    ctx["assets"] = await q.account_assets(conn, account["id"])
                 if p.can("assign_tickets"):
                     ctx["people"] = await q.assignable_employees(conn, account["id"])
-    ctx["asset_field"] = p.is_employee or p.can("ticket_asset", "edit")
+    ctx["asset_field"] = p.can("assets") if p.is_employee else p.can("ticket_asset", "edit")
     return render(request, "ticket_new.html", ctx, status=status)
 
 

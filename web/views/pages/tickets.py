@@ -98,7 +98,7 @@ def sections_for(p: Principal, ticket: asyncpg.Record | dict[str, Any]) -> Ticke
     return TicketSections(
         edit_description=edit,
         priority="edit" if edit else "view",
-        asset="edit" if edit else "view",
+        asset=("edit" if edit else "view") if q.sees_asset(p) else "none",
         notes=True, add_note=p.can("add_notes"),
         emails=True, file_email=p.can("file_emails"),
         attachments=True, upload=p.can("upload_attachments"),
