@@ -66,10 +66,16 @@ def _visibility_rule(p: Principal, t: asyncpg.Record, names: dict[int, str]) -> 
         why = "deactivated" if p.is_customer else "inactive"
         return "inactive", f"the user is {why}: sees nothing"
     if p.is_customer:
-        if p.account_id == t["account_id"]:
-            return "customer_account", f"customers see every ticket of their account; the ticket is of {account}"
-        own = names.get(p.account_id or 0, f"#{p.account_id}")
-        return "customer_other_account", f'the ticket is of {account}, the user is of account "{own}"'
+        if p.account_id != t["account_id"]:
+            own = names.get(p.account_id or 0, f"#{p.account_id}")
+            return "customer_other_account", f'the ticket is of {account}, the user is of account "{own}"'
+        if not p.sees_only_raised_tickets:
+            return "customer_account", (f'group "{p.group_name}" has tickets_view = account: every '
+                                        f"ticket of their account; the ticket is of {account}")
+        raiser = f"raised by {t['raised_by']}" if t["raised_by"] else "not raised by a web user"
+        rule = "raised_by_user" if t["created_by_webuser"] == p.id else "not_raised_by_user"
+        return rule, (f'group "{p.group_name}" has tickets_view = own: only the tickets the user '
+                      f"raised; this one is {raiser}")
     if not p.all_accounts and t["account_id"] not in p.account_ids:
         listed = ", ".join(sorted(names.get(a, f"#{a}") for a in p.account_ids)) or "none"
         return "account_not_listed", f"{account} is not in the user's account list ({listed})"

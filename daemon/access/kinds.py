@@ -60,6 +60,7 @@ CUSTOMER_LABELS: dict[str, str] = {
     "kb": "Knowledge base (public articles)",
     "quotes": "Quotes",
     "change_password": "Change own password",
+    "tickets_view": "Tickets seen (own: only those they raised)",
 }
 
 EMPLOYEE_LABELS: dict[str, str] = {

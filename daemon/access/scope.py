@@ -32,6 +32,7 @@ CUSTOMER_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "kb": ("none", "view", "download"),
     "quotes": ("none", "view", "accept"),
     "change_password": ("off", "on"),
+    "tickets_view": ("own", "account"),
 }
 
 EMPLOYEE_PRIVILEGES: dict[str, tuple[str, ...]] = {
@@ -114,7 +115,13 @@ class Principal:
 
     @property
     def sees_only_own_tickets(self) -> bool:
+        """An employee who sees only the tickets assigned to them (ticket_scope=own)."""
         return self.is_employee and self.level("ticket_scope") != "all"
+
+    @property
+    def sees_only_raised_tickets(self) -> bool:
+        """A customer who sees only the tickets they raised (tickets_view=own)."""
+        return self.is_customer and self.level("tickets_view") != "account"
 
 
 class Params:
@@ -133,7 +140,10 @@ def tickets(p: Principal, params: Params, t: str = "t") -> str:
     if not p.active:
         return "false"
     if p.is_customer:
-        return f"{t}.account_id = {params.add(p.account_id)}"
+        account = f"{t}.account_id = {params.add(p.account_id)}"
+        if p.sees_only_raised_tickets:
+            return f"{account} AND {t}.created_by_webuser = {params.add(p.id)}"
+        return account
     parts = []
     if not p.all_accounts:
         parts.append(f"{t}.account_id = ANY({params.add(sorted(p.account_ids))}::bigint[])")

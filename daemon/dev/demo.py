@@ -18,6 +18,7 @@ from daemon.dev.demo_data import (
     ACCOUNTS,
     ASSETS,
     CONTRACTS,
+    CUSTOMER_GROUPS,
     DEMO_PASSWORD,
     DEMO_SEATS,
     DOCUMENTS,
@@ -51,11 +52,14 @@ def _usernames() -> list[str]:
 async def _presence(conn: asyncpg.Connection) -> tuple[list[str], list[str]]:
     """Demo names already present, and those missing."""
     names = [a["name"] for a in ACCOUNTS]
+    groups = [g[0] for g in CUSTOMER_GROUPS]
     usernames = _usernames()
-    found_accounts, found_users = await q.present(conn, names, usernames)
-    wanted = [f"account {n}" for n in names] + [f"login {u}" for u in usernames]
-    present = [f"account {n}" for n in names if n in found_accounts] + \
-              [f"login {u}" for u in usernames if u in found_users]
+    found_accounts, found_groups, found_users = await q.present(conn, names, groups, usernames)
+    wanted = ([f"account {n}" for n in names] + [f"customer group {g}" for g in groups]
+              + [f"login {u}" for u in usernames])
+    present = ([f"account {n}" for n in names if n in found_accounts]
+               + [f"customer group {g}" for g in groups if g in found_groups]
+               + [f"login {u}" for u in usernames if u in found_users])
     return present, [w for w in wanted if w not in present]
 
 
@@ -81,6 +85,8 @@ class _Loader:
             self.accounts[a["name"]] = await q.insert(
                 c, "account", a["name"], a["contact_name"], a["phone"], a["email"], a["address"],
                 self.ago(24 * 400))
+        for name, copied, tickets_view in CUSTOMER_GROUPS:
+            await q.insert(c, "customer_group", name, copied, tickets_view)
         for username, account, group, full_name, email in WEB_USERS:
             self.webusers[username] = await q.insert(
                 c, "webuser", self.accounts[account], group, username, full_name, email, password_hash)

@@ -3,8 +3,11 @@ login. Loaded by daemon/dev/demo.py.
 
 Accounts (each with contact details):
   Acme, Globex, Initech.
+Customer privilege groups: the three system groups, and the custom group `Own tickets`
+  (Partial with tickets_view=own: the web user sees only the tickets they raised).
 Customer web users:
-  full@acme (Full), partial@acme (Partial), limited@acme (Limited) at Acme; full@globex (Full).
+  full@acme (Full), partial@acme (Partial), limited@acme (Limited), own@acme (Own tickets) at
+  Acme; full@globex (Full).
 Employees (mail addresses at msp.example):
   admin  Administrators, all accounts, 120.00/h, also alerted of new tickets, daily digest
   tech   Standard, all accounts, 90.00/h, alerted of new tickets, mailed about charges
@@ -12,7 +15,9 @@ Employees (mail addresses at msp.example):
   sub2   Subcontractors, Globex and Initech, 70.00/h, no status-change mail
   License: at least 10 seats.
 Tickets, per account: open, in-progress/waiting and closed tickets with priorities and linked
-  assets; some assigned to the account's subcontractor, some to tech, one unassigned. The main
+  assets; some assigned to the account's subcontractor, some to tech, one unassigned; own@acme
+  raised two of Acme's (an open one of sub1's with a public and an internal file, a closed
+  one of tech's), the other Acme tickets were raised by others. The main
   ticket of each account (Acme: file share read-only, sub1; Globex: mail queue stuck, sub2;
   Initech: printer error, sub2) carries everything: recipients; history notes by the
   subcontractor, by tech and (Acme, Globex) by the customer; charges of all three kinds logged
@@ -46,11 +51,17 @@ ACCOUNTS: list[dict[str, str]] = [
      "email": "it@initech.example", "address": "4120 Riverside Drive, Austin"},
 ]
 
+# custom customer privilege groups: name, the system group copied, its tickets_view
+CUSTOMER_GROUPS: list[tuple[str, str, str]] = [
+    ("Own tickets", "Partial", "own"),
+]
+
 # username, account, group, full name, email
 WEB_USERS: list[tuple[str, str, str, str, str]] = [
     ("full@acme", "Acme", "Full", "Alice Anders", "alice@acme.example"),
     ("partial@acme", "Acme", "Partial", "Paul Park", "paul@acme.example"),
     ("limited@acme", "Acme", "Limited", "Lena Lee", "lena@acme.example"),
+    ("own@acme", "Acme", "Own tickets", "Olga Owens", "olga@acme.example"),
     ("full@globex", "Globex", "Full", "Gina Grant", "gina@globex.example"),
 ]
 
@@ -207,6 +218,18 @@ TICKETS: list[Ticket] = [
            charges=(Charge("tech", "labor", "Mailbox set-up", "0.5"),)),
     Ticket("Acme", "The phones in the meeting room have no dial tone.",
            "urgent", "open", "partial@acme", 2),
+    # raised by own@acme, who sees only these two of Acme's tickets
+    Ticket("Acme", "My laptop's battery lasts barely two hours.",
+           "normal", "open", "own@acme", 8, assigned="sub1", recipients=("sub1",),
+           notes=(("own@acme", 7, "It is the laptop from last year's order."),
+                  ("sub1", 5, "Battery health is at 61 percent; a replacement is ordered.")),
+           charges=(Charge("sub1", "labor", "Battery diagnosis", "0.5"),),
+           files=(File("battery-report.txt", _text("Design capacity 57 Wh, full charge 35 Wh"), True, "own@acme"),
+                  File("battery-order.txt", _text("Order 8812: laptop battery, 1 pc"), False, "sub1"))),
+    Ticket("Acme", "Please install the new VPN client on my laptop.",
+           "low", "closed", "own@acme", 120, assigned="tech", closed_hours_ago=100,
+           notes=(("tech", 101, "VPN client installed and tested with Olga."),),
+           charges=(Charge("tech", "labor", "VPN client installation", "0.5"),)),
     # -- Globex (subcontractor sub2) --
     Ticket("Globex", "Outgoing mail is stuck in the queue; customers do not receive our invoices.",
            "high", "open", "full@globex", 30, assigned="sub2", asset="GLX-MAIL",

@@ -21,12 +21,14 @@ async def now(conn: asyncpg.Connection) -> Any:
     return await conn.fetchval(_SQL["now"])
 
 
-async def present(conn: asyncpg.Connection, accounts: list[str],
-                  usernames: list[str]) -> tuple[set[str], set[str]]:
-    """Which of these account names and (lower-cased) login names exist already."""
+async def present(conn: asyncpg.Connection, accounts: list[str], groups: list[str],
+                  usernames: list[str]) -> tuple[set[str], set[str], set[str]]:
+    """Which of these account names, customer group names and (lower-cased) login names
+    exist already."""
     found_accounts = {r["name"] for r in await conn.fetch(_SQL["accounts_named"], accounts)}
+    found_groups = {r["name"] for r in await conn.fetch(_SQL["customer_groups_named"], groups)}
     found_users = {r["u"] for r in await conn.fetch(_SQL["logins_named"], usernames)}
-    return found_accounts, found_users
+    return found_accounts, found_groups, found_users
 
 
 async def insert(conn: asyncpg.Connection, name: str, *values: Any) -> Any:

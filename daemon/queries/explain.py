@@ -9,9 +9,11 @@ from daemon.access import scope
 from daemon.access.scope import Params, Principal
 
 _TICKET = """SELECT t.id, t.number, t.account_id, a.name AS account, t.status, t.priority,
-                     t.asset_id, t.assigned_to, e.username AS assigned_username
+                     t.asset_id, t.assigned_to, e.username AS assigned_username,
+                     t.created_by_webuser, w.username AS raised_by
                 FROM tickets t JOIN accounts a ON a.id = t.account_id
-                LEFT JOIN employees e ON e.id = t.assigned_to"""
+                LEFT JOIN employees e ON e.id = t.assigned_to
+                LEFT JOIN customer_web_users w ON w.id = t.created_by_webuser"""
 
 
 async def ticket_by_id(conn: asyncpg.Connection, ticket_id: int) -> asyncpg.Record | None:

@@ -102,13 +102,13 @@ def test_group_list_shows_system_groups_with_all_levels(cli: Cli) -> None:
     groups = {g["name"]: g for g in cli.json("group", "list")}
     assert set(groups) == {"Full", "Partial", "Limited"}
     assert groups["Full"]["is_default"] and groups["Full"]["is_system"]
-    assert len(groups["Full"]["privileges"]) == 15
+    assert len(groups["Full"]["privileges"]) == 16  # SPEC §2's 15 rows, the first with two
     assert groups["Full"]["privileges"]["quotes"] == "accept"
     assert groups["Limited"]["privileges"] == {
         "tickets_add": "on", "tickets_edit": "off", "priority": "none", "ticket_asset": "none",
         "charges": "off", "assets": "off", "asset_config_note": "off", "history_notes": "off",
         "contracts": "off", "public_emails": "off", "documents": "off", "upload_files": "off",
-        "kb": "view", "quotes": "none", "change_password": "on"}
+        "kb": "view", "quotes": "none", "change_password": "on", "tickets_view": "account"}
     assert groups["Partial"]["users"] == 0
     code, out, _ = cli("group", "list")
     assert code == 0 and "system, default" in out and "change_password" in out
@@ -149,7 +149,19 @@ def test_group_create_set_rename_default_delete(cli: Cli, dsn: str) -> None:
     code, out, _ = cli("group", "create", "Blank")
     assert code == 0
     blank = {g["name"]: g for g in cli.json("group", "list")}["Blank"]
+    # everything off, but every customer sees the account's tickets unless a group narrows it
+    assert blank["privileges"].pop("tickets_view") == "account"
     assert set(blank["privileges"].values()) <= {"off", "none"}
+
+
+def test_group_tickets_view(cli: Cli, dsn: str) -> None:
+    cli.json("group", "create", "Own only", "--copy-from", "Limited")
+    changed = cli.json("group", "set", "Own only", "tickets_view=own")
+    assert changed["changed"] == ["tickets_view"] and changed["privileges"]["tickets_view"] == "own"
+    assert val_now(dsn, "SELECT tickets_view FROM customer_groups WHERE name = 'Own only'") == "own"
+    refused(cli, dsn, "group", "set", "Own only", "tickets_view=mine",
+            says='unknown level "mine" for tickets_view (levels: own, account)')
+    refused(cli, dsn, "group", "set", "Full", "tickets_view=own", says="system group and cannot be modified")
 
 
 def test_group_bad_inputs(cli: Cli, dsn: str) -> None:

@@ -24,7 +24,8 @@ def test_logins_groups_and_accounts(demo_dsn: str) -> None:
           FROM customer_web_users u JOIN accounts a ON a.id = u.account_id
           JOIN customer_groups g ON g.id = u.group_id""")}
     assert customers == {"full@acme": ("Acme", "Full", True), "partial@acme": ("Acme", "Partial", True),
-                         "limited@acme": ("Acme", "Limited", True), "full@globex": ("Globex", "Full", True)}
+                         "limited@acme": ("Acme", "Limited", True), "own@acme": ("Acme", "Own tickets", True),
+                         "full@globex": ("Globex", "Full", True)}
     employees = {r["username"]: (r["grp"], r["all_accounts"], list(r["accounts"])) for r in rows_now(demo_dsn, """
         SELECT e.username, g.name AS grp, e.all_accounts,
                array(SELECT a.name FROM employee_accounts ea JOIN accounts a ON a.id = ea.account_id
@@ -36,7 +37,7 @@ def test_logins_groups_and_accounts(demo_dsn: str) -> None:
                          "sub2": ("Subcontractors", False, ["Globex", "Initech"])}
     hashes = rows_now(demo_dsn, """SELECT password_hash FROM customer_web_users
                             UNION ALL SELECT password_hash FROM employees""")
-    assert len(hashes) == 8
+    assert len(hashes) == 9
     assert all(r[0].startswith("$argon2id$") for r in hashes)
     assert verify_password(hashes[0][0], "demo") and verify_password(hashes[-1][0], "demo")
     assert val_now(demo_dsn, "SELECT seats >= 10 FROM licenses")
@@ -47,6 +48,28 @@ def test_logins_groups_and_accounts(demo_dsn: str) -> None:
                              JOIN employees e ON e.id = m.employee_id""") == 4
     assert val_now(demo_dsn, """SELECT alert_created FROM employee_mail_settings m
                              JOIN employees e ON e.id = m.employee_id WHERE e.username = 'admin'""")
+
+
+def test_own_tickets_group_and_the_tickets_own_at_acme_raised(demo_dsn: str) -> None:
+    groups = {r["name"]: dict(r) for r in rows_now(demo_dsn, "SELECT * FROM customer_groups")}
+    own, partial = groups["Own tickets"], groups["Partial"]
+    assert not own["is_system"] and own["tickets_view"] == "own"
+    assert all(g["tickets_view"] == "account" for n, g in groups.items() if n != "Own tickets")
+    # Partial in every other privilege
+    differing = {k for k in partial if partial[k] != own[k]} - {"id", "name", "is_system", "created_at"}
+    assert differing == {"tickets_view"}
+    raised = rows_now(demo_dsn, """
+        SELECT t.status, e.username AS assignee,
+               (SELECT count(*) FROM attachments f WHERE f.ticket_id = t.id AND NOT f.is_public) AS internal
+          FROM tickets t JOIN customer_web_users w ON w.id = t.created_by_webuser
+          LEFT JOIN employees e ON e.id = t.assigned_to
+         WHERE w.username = 'own@acme' ORDER BY t.id""")
+    assert [(r["status"], r["assignee"]) for r in raised] == [("open", "sub1"), ("closed", "tech")]
+    assert raised[0]["internal"] >= 1
+    others = val_now(demo_dsn, """SELECT count(*) FROM tickets t JOIN accounts a ON a.id = t.account_id
+                                    WHERE a.name = 'Acme' AND t.created_by_webuser IS DISTINCT FROM
+                                          (SELECT id FROM customer_web_users WHERE username = 'own@acme')""")
+    assert others >= 4  # Acme's other tickets, which own@acme must not see
 
 
 def test_every_account_has_tickets_with_every_kind_of_child(demo_dsn: str) -> None:
@@ -164,8 +187,8 @@ def test_command_loads_once_and_prints_the_logins(cfg_path: Path, dsn: str,
     assert main(["demo", "--config", str(cfg_path)]) == 0
     out = capsys.readouterr().out
     assert "demo data loaded" in out and "portal: http://portal.test" in out
-    for login in ("full@acme", "partial@acme", "limited@acme", "full@globex", "admin", "tech",
-                  "sub1", "sub2"):
+    for login in ("full@acme", "partial@acme", "limited@acme", "own@acme", "full@globex", "admin",
+                  "tech", "sub1", "sub2"):
         assert login in out
     assert "Subcontractors" in out and "demo" in out
     assert val_now(dsn, "SELECT count(*) FROM audit_log WHERE action = 'demo.load'") == 1
@@ -174,7 +197,7 @@ def test_command_loads_once_and_prints_the_logins(cfg_path: Path, dsn: str,
     assert main(["demo", "--config", str(cfg_path), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["loaded"] is False and result["portal_url"] == "http://portal.test"
-    assert len(result["logins"]) == 8
+    assert len(result["logins"]) == 9
     assert fingerprint_now(dsn) == before
 
 

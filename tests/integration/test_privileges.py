@@ -27,6 +27,9 @@ SPEC_GROUPS = {
                 "asset_config_note": "off", "quotes": "view"},
     "Limited": {**LOW, "tickets_add": "on", "kb": "view", "change_password": "on"},
 }
+# and every system group sees every ticket of the account (SPEC §2, tickets_view)
+SPEC_GROUPS = {name: {**levels, "tickets_view": "account"} for name, levels in SPEC_GROUPS.items()
+}
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,7 @@ def test_nobody_inactive_sees_anything() -> None:
 
 def test_customers_see_their_account_and_public_children() -> None:
     p = Principal(kind="customer", id=2, username="c", display_name="C", group_name="G",
-                  privileges={}, account_id=7)
+                  privileges={"tickets_view": "account"}, account_id=7)
     params = Params(99)  # a statement's own first parameter stays first
     assert scope.tickets(p, params) == "t.account_id = $2"
     assert scope.accounts(p, params, "a.id") == "a.id = $3"
@@ -91,6 +91,18 @@ def test_customers_see_their_account_and_public_children() -> None:
                        privileges={"documents": "on", "kb": "view"}, account_id=7)
     assert scope.documents(reader) == "c.is_public"
     assert scope.kb(reader, "k") == "k.is_public"
+
+
+def test_own_tickets_customers_see_only_what_they_raised() -> None:
+    own = customer({"tickets_view": "own"})
+    params = Params()
+    assert scope.tickets(own, params) == "t.account_id = $1 AND t.created_by_webuser = $2"
+    assert params.values == [1, 1]
+    # a principal without the identifier falls to the lowest level: own, never the account
+    assert "created_by_webuser" in scope.tickets(customer({}), Params())
+    # the children and the account data stay as for the account: the ticket decides
+    assert scope.children(own, Params(), "history_notes") == "true"
+    assert scope.accounts(own, Params(), "c.account_id") == "c.account_id = $1"
 
 
 def test_employees_see_their_accounts_and_by_their_group_their_own() -> None:

@@ -1,3 +1,5 @@
+-- Rights over account data and tickets that were missing from the privilege groups.
+--
 -- Employee rights over account data (SPEC §3): until now every employee, a subcontractor
 -- included, read the assets, configuration notes, contracts, quotes, internal documents and
 -- internal KB articles of every account it may access. Each becomes a right of the group.
@@ -31,3 +33,10 @@ UPDATE employee_groups
    SET assets = true, asset_config_note = true, contracts = true, quotes = true,
        documents = 'all', kb = 'all'
  WHERE NOT is_system AND ticket_scope = 'all';
+
+-- Which of the account's tickets a customer sees (SPEC §2, identifier 15): `account` (all of
+-- them, what every group had so far, the system groups included) or `own` (those the web user
+-- raised: tickets.created_by_webuser; a ticket raised elsewhere is nobody's own). Adding the
+-- column fires no row trigger, so the system groups get `account` like everyone else.
+ALTER TABLE customer_groups
+    ADD COLUMN tickets_view text NOT NULL DEFAULT 'account' CHECK (tickets_view IN ('own', 'account'));

@@ -4,6 +4,9 @@
 -- name: accounts_named --
 SELECT name FROM accounts WHERE name = ANY($1::text[]);
 
+-- name: customer_groups_named --
+SELECT name FROM customer_groups WHERE name = ANY($1::text[]);
+
 -- name: logins_named --
 SELECT lower(username) AS u FROM customer_web_users WHERE lower(username) = ANY($1::text[])
 UNION SELECT lower(username) FROM employees WHERE lower(username) = ANY($1::text[]);
@@ -11,6 +14,16 @@ UNION SELECT lower(username) FROM employees WHERE lower(username) = ANY($1::text
 -- name: insert_account --
 INSERT INTO accounts (name, contact_name, phone, email, address, created_at)
 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id;
+
+-- name: insert_customer_group --
+-- a custom group: a copy of the group named $2 with tickets_view $3
+INSERT INTO customer_groups (name, tickets_add, tickets_edit, priority, ticket_asset, charges,
+                             assets, asset_config_note, history_notes, contracts, public_emails,
+                             documents, upload_files, kb, quotes, change_password, tickets_view)
+SELECT $1, tickets_add, tickets_edit, priority, ticket_asset, charges, assets, asset_config_note,
+       history_notes, contracts, public_emails, documents, upload_files, kb, quotes,
+       change_password, $3
+  FROM customer_groups WHERE name = $2 RETURNING id;
 
 -- name: insert_webuser --
 -- $2: the privilege group's name

@@ -6,7 +6,7 @@ from __future__ import annotations
 LEVEL_LABELS: dict[str, str] = {
     "none": "none", "view": "view", "edit": "view and edit", "download": "view and download",
     "accept": "view and accept", "off": "off", "on": "on", "own": "own", "all": "all",
-    "public": "public only",
+    "public": "public only", "account": "the whole account",
 }
 
 ALERT_LABELS: dict[str, str] = {
