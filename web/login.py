@@ -189,11 +189,13 @@ async def change_password(request: web.Request, current: str, new: str) -> None:
 
 
 def me_payload(p: Principal, csrf: str) -> dict[str, Any]:
-    """`GET /api/v1/me` and the login answer: who, what kind, effective privileges."""
+    """`GET /api/v1/me` and the login answer: who (with their mail address), what kind,
+    effective privileges."""
     data: dict[str, Any] = {
         "kind": p.kind,
         "id": p.id,
         "username": p.username,
+        "email": p.email,
         "display_name": p.display_name,
         "group": p.group_name,
     }

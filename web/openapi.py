@@ -97,7 +97,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ref("Me"), request=ref("Login"), errors=(401, 429),
         description="Wrong user and wrong password get the same 401. Throttled per user and address (429 with Retry-After)."),
     ("POST", "/api/v1/logout"): Operation("Log out: ends the session", ref("Status")),
-    ("GET", "/api/v1/me"): Operation("Who am I: kind, group, effective privileges, CSRF token", ref("Me")),
+    ("GET", "/api/v1/me"): Operation(
+        "Who am I: id, username, email, kind, group, effective privileges, CSRF token", ref("Me")),
     ("POST", "/api/v1/me/password"): Operation(
         "Change your own password; ends your other sessions", ref("Status"),
         request=ref("PasswordChange"), errors=(429,)),

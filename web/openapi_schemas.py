@@ -48,10 +48,14 @@ SCHEMAS: dict[str, JSON] = {
                            "field": {"type": "string", "description": "the input field at fault (422)"}}}}},
     "Me": {
         "type": "object",
-        "required": ["kind", "id", "username", "display_name", "group", "privileges", "csrf_token"],
+        "required": ["kind", "id", "username", "email", "display_name", "group", "privileges",
+                     "csrf_token"],
         "properties": {
             "kind": {"type": "string", "enum": ["customer", "employee"]},
-            "id": ID, "username": {"type": "string"}, "display_name": {"type": "string"},
+            "id": ID, "username": {"type": "string"},
+            "email": {"type": "string", "description": "the user's mail address as the portal has it; "
+                                                       "empty for a customer web user without one"},
+            "display_name": {"type": "string"},
             "group": {"type": "string"},
             "privileges": {"type": "object", "additionalProperties": LEVEL,
                            "description": "every identifier of the user's kind → effective level"},

@@ -21,7 +21,8 @@ def level_name(value: object) -> str:
 def customer_principal(row: asyncpg.Record | dict) -> Principal:
     return Principal(
         kind="customer", id=row["id"], username=row["username"],
-        display_name=row["full_name"] or row["username"], group_name=row["group_name"],
+        display_name=row["full_name"] or row["username"], email=row["email"],
+        group_name=row["group_name"],
         privileges={i: level_name(row[i]) for i in CUSTOMER_PRIVILEGES},
         account_id=row["account_id"], active=row["active"],
     )
@@ -30,7 +31,7 @@ def customer_principal(row: asyncpg.Record | dict) -> Principal:
 def employee_principal(row: asyncpg.Record | dict) -> Principal:
     return Principal(
         kind="employee", id=row["id"], username=row["username"],
-        display_name=row["full_name"], group_name=row["group_name"],
+        display_name=row["full_name"], email=row["email"], group_name=row["group_name"],
         privileges={r: level_name(row[r]) for r in EMPLOYEE_PRIVILEGES},
         all_accounts=row["all_accounts"], account_ids=frozenset(row["account_ids"] or ()),
         active=row["active"], web_access=row["web_access"],

@@ -69,6 +69,7 @@ class Principal:
     group_name: str
     # privilege identifier → level name (of the customer or the employee privileges)
     privileges: dict[str, str]
+    email: str = ""  # as the user's row has it (customers may have none)
     account_id: int | None = None  # customers: their one account
     all_accounts: bool = False  # employees
     account_ids: frozenset[int] = field(default_factory=frozenset)  # employees without all_accounts

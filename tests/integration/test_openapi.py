@@ -73,3 +73,21 @@ async def test_real_answers_match_the_schemas(demo_client, users, demo_db):
         pass
     else:
         raise AssertionError("the checker accepted a ticket without its required fields")
+
+
+async def test_me_carries_the_users_email(demo_client, users, demo_db):
+    me = (await (await demo_client.get("/api/v1/openapi.json")).json())["components"]["schemas"]["Me"]
+    assert "email" in me["required"] and me["properties"]["email"]["type"] == "string"
+    customer: Api = await users.login("full@acme")
+    tech: Api = await users.login("tech")
+    assert (await customer.get("/api/v1/me")).body["email"] == "alice@acme.example"
+    assert (await tech.get("/api/v1/me")).body["email"] == "tech@msp.example"
+    # the login answer is the same document
+    login = await demo_client.post("/api/v1/login", json={"username": "tech", "password": "demo"})
+    assert (await login.json())["email"] == "tech@msp.example"
+    # a changed address shows at the next request, like every change to a user
+    await demo_db.execute("UPDATE customer_web_users SET email = 'a.anders@acme.example' "
+                          "WHERE username = 'full@acme'")
+    await demo_db.execute("UPDATE employees SET email = 'toby@msp.example' WHERE username = 'tech'")
+    assert (await customer.get("/api/v1/me")).body["email"] == "a.anders@acme.example"
+    assert (await tech.get("/api/v1/me")).body["email"] == "toby@msp.example"
