@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
+from daemon.access.acting import WEB_ROLE
 from daemon.access.cache import PrivilegeCache
 from daemon.access.listener import START_WAIT_S, PrivilegeListener
 from daemon.appkeys import (
@@ -37,6 +38,7 @@ from daemon.mail.inbound import InboundServer
 from daemon.mail.scheduler import MailScheduler
 from daemon.mail.worker import OutboxWorker, create_mail_pool
 from daemon.metrics import Metrics
+from daemon.queries import principals as principals_q
 
 log = logging.getLogger("portald.app")
 
@@ -80,8 +82,24 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[SETTINGS].current
     app[POOL] = await create_pool(app[DSN], min_size=cfg.database.pool_min,
                                   max_size=cfg.database.pool_max)
+    await log_database_role(app[POOL])
     yield
     await app[POOL].close()
+
+
+async def log_database_role(pool: asyncpg.Pool) -> None:
+    """Say as what the daemon works: the mail worker and the scheduler serve no principal and
+    work as the role of the DSN, which must own the tables for row-level security to let them
+    through; each web request runs as portald_web on behalf of its user."""
+    found = await principals_q.database_role(pool)
+    if found["superuser"] or found["owner"]:
+        log.info("database role %s (%s): the mail worker and the scheduler work as it, serving "
+                 "no principal; web requests run as %s, held to row-level security",
+                 found["role"], "superuser" if found["superuser"] else "owner of the tables", WEB_ROLE)
+    elif found["owner"] is False:
+        log.error("database role %s does not own the portal's tables: row-level security shows it "
+                  "no ticket, so no mail would go out; connect as the role that ran "
+                  "`portald migrate`", found["role"])
 
 
 async def privileges_ctx(app: web.Application) -> AsyncIterator[None]:

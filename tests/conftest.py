@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
+from daemon.access import scope
 from daemon.app import build_app
 from daemon.config import Config
 from daemon.db import migrations
@@ -183,3 +184,13 @@ def seed_password_hash() -> str:
 async def seed_fixture(conn: asyncpg.Connection, seed_password_hash: str) -> Seed:
     """The seed data set (tests/support/seed.py) in this test's database."""
     return await seed(conn, seed_password_hash)
+
+
+@pytest.fixture(params=["both walls", "second wall only"])
+def walls(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a scope test twice: as the portal is, and with the query layer's scope conditions
+    taken down (daemon/access/scope.py FIRST_WALL), so that only the database's row-level
+    security keeps the boundary. A test switch, never a setting."""
+    if request.param == "second wall only":
+        monkeypatch.setattr(scope, "FIRST_WALL", False)
+    return request.param

@@ -1,12 +1,13 @@
-"""What a handler knows of its request: who is asking and in which session (set by the access
-middleware, web/middleware/access.py), the live configuration, the peer's address, and the name
-the audit log gives the person acting."""
+"""What a handler knows of its request: who is asking and in which session, and the database
+connection its work runs on (all three set by the access middleware, web/middleware/access.py),
+the live configuration, the peer's address, and the name the audit log gives the person acting."""
 
 from __future__ import annotations
 
 import functools
 import ipaddress
 
+import asyncpg
 from aiohttp import web
 
 from daemon.access.scope import Principal
@@ -16,6 +17,7 @@ from web.sessions import Session
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 SESSION = web.RequestKey("session", Session)
+DB = web.RequestKey("db", asyncpg.Connection)
 
 
 def principal(request: web.Request) -> Principal:
@@ -31,6 +33,17 @@ def session(request: web.Request) -> Session:
         return request[SESSION]
     except KeyError:
         raise RuntimeError("session(request) used on a public route") from None
+
+
+def db(request: web.Request) -> asyncpg.Connection:
+    """The connection of a non-public route: inside the one transaction of this request, as
+    the role portald_web on behalf of its principal (daemon/access/acting.py), so the
+    database's row-level security holds behind the query layer's scope. A savepoint
+    (`conn.transaction()`) inside it undoes one action's changes when that action fails."""
+    try:
+        return request[DB]
+    except KeyError:
+        raise RuntimeError("db(request) used on a public route") from None
 
 
 def csrf_token(request: web.Request) -> str | None:

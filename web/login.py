@@ -30,7 +30,7 @@ from daemon.passwords import (
 from daemon.queries import audit
 from daemon.queries import sessions as q
 from web import sessions
-from web.context import actor_of, client_ip, principal, session, settings
+from web.context import actor_of, client_ip, db, principal, session, settings
 from web.errors import ApiError
 from web.sessions import Session
 
@@ -151,7 +151,8 @@ async def login(request: web.Request, username: str, password: str) -> LoginResu
 
 async def logout(request: web.Request) -> None:
     s, p = session(request), principal(request)
-    async with request.app[POOL].acquire() as conn, conn.transaction():
+    conn = db(request)
+    async with conn.transaction():
         await sessions.end(conn, s)
         await audit.record(conn, actor=actor_of(p), action="logout", target=actor_of(p),
                            ip=client_ip(request))
@@ -163,24 +164,25 @@ async def change_password(request: web.Request, current: str, new: str) -> None:
     cfg = settings(request)
     s, p = session(request), principal(request)
     ip = client_ip(request)
-    pool = request.app[POOL]
-    async with pool.acquire() as conn:
-        # A stolen session must not become a password-guessing oracle: same throttle as login.
-        attempt = await claim_attempt(conn, p.username, ip, cfg.http.login_attempts_per_15min)
-        stored = await q.password_hash(conn, s.kind, s.user_id)
+    # The request's connection, in its transaction (web.context.db): the counted attempt is
+    # kept when the answer is a refusal, as every refusal's own record is; the throttle's
+    # locks are held until the answer, so attempts of this name or address wait their turn.
+    conn = db(request)
+    # A stolen session must not become a password-guessing oracle: same throttle as login.
+    attempt = await claim_attempt(conn, p.username, ip, cfg.http.login_attempts_per_15min)
+    stored = await q.password_hash(conn, s.kind, s.user_id)
     if not await check_password(request, stored, current if len(current) <= MAX_LENGTH else ""):
         raise ApiError(422, "the current password is wrong", field="current")
     problem = password_problem(new)
     if problem:
-        async with pool.acquire() as conn:
-            await q.forget_attempt(conn, attempt)  # the right password: not a failure
+        await q.forget_attempt(conn, attempt)  # the right password: not a failure
         raise ApiError(422, problem, field="new")
     try:
         new_hash = await request.app[HASHING].hash(new)
     except HashingBusy:
         raise ApiError(503, "the portal is busy; try again in a moment",
                        headers={"Retry-After": "2"}) from None
-    async with pool.acquire() as conn, conn.transaction():
+    async with conn.transaction():
         await q.forget_attempt(conn, attempt)
         await q.set_password_hash(conn, s.kind, s.user_id, new_hash)
         ended = await q.delete_others(conn, kind=s.kind, user_id=s.user_id, keep=s.token_hash)

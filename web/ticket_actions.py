@@ -24,12 +24,11 @@ import asyncpg
 from aiohttp import web
 
 from daemon.access.scope import Principal
-from daemon.appkeys import POOL
 from daemon.formatting import plain
 from daemon.queries import audit
 from daemon.queries import tickets as q
 from daemon.services import tickets as tickets_service
-from web.context import actor_of
+from web.context import actor_of, db
 from web.errors import ApiError, not_found
 from web.files import max_upload_bytes, read_upload
 from web.input import invalid, read_form_data
@@ -85,74 +84,73 @@ def _field_privilege(p: Principal, field: str, *, customer: tuple[str, str] | No
 
 
 @contextlib.asynccontextmanager
-async def transaction(pool: asyncpg.Pool, p: Principal) -> AsyncIterator[asyncpg.Connection]:
-    """The shared transaction of an action by `p` (daemon/services/tickets.py: `p` named as
-    its actor, the database's refusals a 422)."""
+async def transaction(conn: asyncpg.Connection, p: Principal) -> AsyncIterator[asyncpg.Connection]:
+    """One action by `p` on the request's connection (daemon/services/tickets.py `action`: a
+    savepoint inside the request's transaction, so a refused action undoes its own changes
+    and the page can still be read for the answer; `p` named as its actor; the database's
+    refusals a 422)."""
     with refusals():
-        async with tickets_service.transaction(pool, p) as conn:
+        async with tickets_service.action(conn, p):
             yield conn
 
 
 # -- reading ----------------------------------------------------------------------------------
 
 
-async def list_tickets(pool: asyncpg.Pool, p: Principal, f: q.TicketFilter) -> dict[str, Any]:
+async def list_tickets(conn: asyncpg.Connection, p: Principal, f: q.TicketFilter) -> dict[str, Any]:
     """One page: {"items": [...], "next_cursor": str | None}."""
-    async with pool.acquire() as conn:
-        rows, next_id = await q.list_tickets(conn, p, f)
+    rows, next_id = await q.list_tickets(conn, p, f)
     return {"items": [ticket_json(r) for r in rows],
             "next_cursor": encode_cursor(next_id) if next_id is not None else None}
 
 
-async def get_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int) -> dict[str, Any]:
-    async with pool.acquire() as conn:
-        row = await q.get_ticket(conn, p, ticket_id)
+async def get_ticket(conn: asyncpg.Connection, p: Principal, ticket_id: int) -> dict[str, Any]:
+    row = await q.get_ticket(conn, p, ticket_id)
     if row is None:
         raise not_found()
     return ticket_json(row)
 
 
-async def _children(pool: asyncpg.Pool, p: Principal, ticket_id: int, reader: Any) -> list[Any]:
-    async with pool.acquire() as conn:
-        # an empty list of an out-of-scope ticket must still be a 404, not a quiet []
-        if not await q.ticket_in_scope(conn, p, ticket_id):
-            raise not_found()
-        return await reader(conn, p, ticket_id)
+async def _children(conn: asyncpg.Connection, p: Principal, ticket_id: int, reader: Any) -> list[Any]:
+    # an empty list of an out-of-scope ticket must still be a 404, not a quiet []
+    if not await q.ticket_in_scope(conn, p, ticket_id):
+        raise not_found()
+    return await reader(conn, p, ticket_id)
 
 
-async def list_notes(pool: asyncpg.Pool, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
+async def list_notes(conn: asyncpg.Connection, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
     require(p, customer=("history_notes", "on"), employee=ANY_EMPLOYEE,
             what="read history notes")
-    return [note_json(r) for r in await _children(pool, p, ticket_id, q.list_notes)]
+    return [note_json(r) for r in await _children(conn, p, ticket_id, q.list_notes)]
 
 
-async def list_charges(pool: asyncpg.Pool, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
+async def list_charges(conn: asyncpg.Connection, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
     require(p, customer=("charges", "on"), employee=ANY_EMPLOYEE, what="read charges")
-    return [charge_json(r) for r in await _children(pool, p, ticket_id, q.list_charges)]
+    return [charge_json(r) for r in await _children(conn, p, ticket_id, q.list_charges)]
 
 
-async def list_emails(pool: asyncpg.Pool, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
+async def list_emails(conn: asyncpg.Connection, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
     require(p, customer=("public_emails", "on"), employee=ANY_EMPLOYEE,
             what="read emails")
-    return [email_json(r) for r in await _children(pool, p, ticket_id, q.list_emails)]
+    return [email_json(r) for r in await _children(conn, p, ticket_id, q.list_emails)]
 
 
-async def list_attachments(pool: asyncpg.Pool, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
+async def list_attachments(conn: asyncpg.Connection, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
     # a ticket's public files are documents of the account (SPEC §1 "attachments/documents")
     require(p, customer=("documents", "on"), employee=ANY_EMPLOYEE,
             what="read attachments")
-    return [attachment_json(r) for r in await _children(pool, p, ticket_id, q.list_attachments)]
+    return [attachment_json(r) for r in await _children(conn, p, ticket_id, q.list_attachments)]
 
 
-async def list_recipients(pool: asyncpg.Pool, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
+async def list_recipients(conn: asyncpg.Connection, p: Principal, ticket_id: int) -> list[dict[str, Any]]:
     require(p, customer=None, employee=ANY_EMPLOYEE, what="see ticket recipients")
-    return [recipient_json(r) for r in await _children(pool, p, ticket_id, q.list_recipients)]
+    return [recipient_json(r) for r in await _children(conn, p, ticket_id, q.list_recipients)]
 
 
 # -- creating and changing a ticket -----------------------------------------------------------
 
 
-async def create_ticket(pool: asyncpg.Pool, p: Principal, new: NewTicket) -> dict[str, Any]:
+async def create_ticket(conn: asyncpg.Connection, p: Principal, new: NewTicket) -> dict[str, Any]:
     """Customers: in their own account, priority with priority=edit, asset with
     ticket_asset=edit. Employees: in an account they may access (required), assignee with
     assign_tickets."""
@@ -176,7 +174,7 @@ async def create_ticket(pool: asyncpg.Pool, p: Principal, new: NewTicket) -> dic
         _field_privilege(p, "asset_id", customer=("ticket_asset", "edit"), employee=("assets", "on"))
     if new.assigned_to is not None:
         _field_privilege(p, "assigned_to", customer=None, employee=("assign_tickets", "on"))
-    async with transaction(pool, p) as conn:
+    async with transaction(conn, p):
         if new.asset_id is not None and not await q.asset_in_account(conn, new.asset_id, account_id):
             raise invalid("asset_id", "no such asset in this account")
         if new.assigned_to is not None and not await q.employees_for_account(
@@ -188,14 +186,14 @@ async def create_ticket(pool: asyncpg.Pool, p: Principal, new: NewTicket) -> dic
     return ticket_json(row)
 
 
-async def update_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int,
+async def update_ticket(conn: asyncpg.Connection, p: Principal, ticket_id: int,
                         changes: TicketChange) -> dict[str, Any]:
     """Change description, priority, asset (customers and employees) and status, assignee
     (employees). A field sent with the value it already has is no change and needs no
     privilege, so a form may send all its fields; a field the principal may not even see is
     refused whatever its value (comparing would reveal it)."""
     sent = changes.sent()
-    async with transaction(pool, p) as conn:
+    async with transaction(conn, p):
         current = await q.lock_ticket(conn, p, ticket_id)
         if current is None:
             raise not_found()
@@ -239,14 +237,14 @@ _EMPLOYEE_FIELD_RIGHT: dict[str, tuple[str, str]] = {
     "assigned_to": ("assign_tickets", "on")}
 
 
-async def close_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int,
+async def close_ticket(conn: asyncpg.Connection, p: Principal, ticket_id: int,
                        note: str | None = None) -> dict[str, Any]:
     """Close a ticket (employees with close_tickets), with an optional closing history note
     in the same transaction. 409 when it is already closed."""
     require(p, customer=None, employee=("close_tickets", "on"), what="close tickets")
     if note and not p.can("add_notes"):
         raise _refuse_field("note", "your employee group does not allow adding notes (add_notes)")
-    async with transaction(pool, p) as conn:
+    async with transaction(conn, p):
         current = await q.lock_ticket(conn, p, ticket_id)
         if current is None:
             raise not_found()
@@ -263,19 +261,19 @@ async def close_ticket(pool: asyncpg.Pool, p: Principal, ticket_id: int,
 # -- children ---------------------------------------------------------------------------------
 
 
-async def add_note(pool: asyncpg.Pool, p: Principal, ticket_id: int, body: str) -> dict[str, Any]:
+async def add_note(conn: asyncpg.Connection, p: Principal, ticket_id: int, body: str) -> dict[str, Any]:
     # the one path of a note, which reply by mail takes too (daemon/services/tickets.py)
     require(p, customer=("history_notes", "on"), employee=("add_notes", "on"), what="add notes")
-    async with transaction(pool, p) as conn:  # its Refused is the portal's error (refusals)
+    async with transaction(conn, p):  # its Refused is the portal's error (refusals)
         row = await tickets_service.add_note(conn, p, ticket_id, body)
     return {"id": row["id"], "body": row["body"], "created_at": plain(row["created_at"]),
             "author": p.display_name, "author_kind": p.kind}
 
 
-async def add_charge(pool: asyncpg.Pool, p: Principal, ticket_id: int,
+async def add_charge(conn: asyncpg.Connection, p: Principal, ticket_id: int,
                      charge: Charge) -> dict[str, Any]:
     require(p, customer=None, employee=("log_charges", "on"), what="log charges")
-    async with transaction(pool, p) as conn:
+    async with transaction(conn, p):
         rate = charge.unit_price
         if rate is None:
             rate = await q.hourly_rate(conn, p.id)
@@ -286,10 +284,10 @@ async def add_charge(pool: asyncpg.Pool, p: Principal, ticket_id: int,
     return charge_json({**dict(row), "employee": p.display_name})
 
 
-async def file_email(pool: asyncpg.Pool, p: Principal, ticket_id: int,
+async def file_email(conn: asyncpg.Connection, p: Principal, ticket_id: int,
                      email: NewEmail) -> dict[str, Any]:
     require(p, customer=None, employee=("file_emails", "on"), what="file emails")
-    async with transaction(pool, p) as conn:
+    async with transaction(conn, p):
         row = await q.file_email(conn, p, ticket_id, from_addr=email.from_addr,
                                  to_addr=email.to_addr, subject=email.subject, body=email.body,
                                  is_public=email.public)
@@ -298,11 +296,11 @@ async def file_email(pool: asyncpg.Pool, p: Principal, ticket_id: int,
     return email_json(row)
 
 
-async def set_recipients(pool: asyncpg.Pool, p: Principal, ticket_id: int,
+async def set_recipients(conn: asyncpg.Connection, p: Principal, ticket_id: int,
                          employee_ids: list[int]) -> list[dict[str, Any]]:
     """Replace the ticket's recipients: only active employees who may access its account."""
     require(p, customer=None, employee=("edit_recipients", "on"), what="edit recipients")
-    async with transaction(pool, p) as conn:
+    async with transaction(conn, p):
         current = await q.lock_ticket(conn, p, ticket_id)
         if current is None:
             raise not_found()
@@ -325,11 +323,10 @@ async def upload_attachment(request: web.Request, p: Principal, ticket_id: int) 
     customers' files are always public. The size limit stops reading at once (413)."""
     require(p, customer=("upload_files", "on"), employee=("upload_attachments", "on"),
             what="upload files")
-    pool = request.app[POOL]
-    async with pool.acquire() as conn:
-        # refuse before reading megabytes for a ticket the principal cannot see
-        if not await q.ticket_in_scope(conn, p, ticket_id):
-            raise not_found()
+    conn = db(request)
+    # refuse before reading megabytes for a ticket the principal cannot see
+    if not await q.ticket_in_scope(conn, p, ticket_id):
+        raise not_found()
     upload = await read_upload(request)
     sent = read_form_data(upload.fields, UploadFields).public
     if p.is_customer:
@@ -338,20 +335,20 @@ async def upload_attachment(request: web.Request, p: Principal, ticket_id: int) 
         public = True
     else:
         public = bool(sent)
-    async with transaction(pool, p) as conn:
+    async with transaction(conn, p):
         row = await tickets_service.add_attachment(
             conn, p, ticket_id, filename=upload.filename, content_type=upload.content_type,
             data=upload.data, public=public, max_bytes=max_upload_bytes(request))
     return attachment_json({**dict(row), "uploaded_by": p.display_name})
 
 
-async def download_attachment(pool: asyncpg.Pool, p: Principal, attachment_id: int, *,
+async def download_attachment(conn: asyncpg.Connection, p: Principal, attachment_id: int, *,
                               ip: str = "") -> asyncpg.Record:
     """The attachment (filename, content_type, data) if in scope; the download is audited
     in the same transaction that reads it."""
     require(p, customer=("documents", "on"), employee=ANY_EMPLOYEE,
             what="download attachments")
-    async with transaction(pool, p) as conn:
+    async with transaction(conn, p):
         row = await q.get_attachment(conn, p, attachment_id)
         if row is None:
             raise not_found()

@@ -61,3 +61,27 @@ async def employees_with_address(conn: asyncpg.Connection,
 
 async def privilege_version(conn: asyncpg.Connection) -> int:
     return await conn.fetchval("SELECT version FROM privilege_state")
+
+
+async def act_as(conn: asyncpg.Connection, role: str, principal: str) -> None:
+    """For the rest of the caller's transaction: run as `role`, with `principal` named for the
+    row-level security policies (daemon/db/sql/008_row_level_security.sql)."""
+    await conn.execute("SELECT set_config('role', $1, true), set_config('portald.principal', $2, true)",
+                       role, principal)
+
+
+async def whoami(conn: asyncpg.Connection) -> asyncpg.Record:
+    """Who the caller's transaction runs as: the role and the principal the policies read."""
+    return await conn.fetchrow(
+        "SELECT current_user AS role, current_setting('portald.principal', true) AS principal")
+
+
+async def database_role(conn: asyncpg.Connection | asyncpg.Pool) -> asyncpg.Record:
+    """The role a connection works as, whether it is a superuser, and whether it is (a member
+    of) the owner of the tickets table: the owner is what row-level security lets through when
+    no principal is named (None before the first migration)."""
+    return await conn.fetchrow(
+        """SELECT current_user AS role,
+                  (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
+                  (SELECT pg_has_role(current_user, c.relowner, 'USAGE')
+                     FROM pg_class c WHERE c.oid = to_regclass('tickets')) AS owner""")

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 
+from daemon.access.acting import acting_as
 from daemon.access.scope import Principal
 from daemon.db.pool import user_error
 from daemon.files import safe_content_type, safe_filename
@@ -57,19 +58,28 @@ def require_upload(p: Principal) -> None:
 
 
 @contextlib.asynccontextmanager
+async def action(conn: asyncpg.Connection, p: Principal) -> AsyncIterator[asyncpg.Connection]:
+    """One action by `p` inside the principal's transaction already open on `conn` (a web
+    request's): a savepoint, so that a refused action undoes only itself. `p` is named as
+    its actor so that the mail triggers leave the author out of mail about their own change.
+    A refusal from the database (a check, a trigger) that validation missed is Refused (422)."""
+    try:
+        async with conn.transaction():
+            await q.declare_actor(conn, p)
+            yield conn
+    except (asyncpg.IntegrityConstraintViolationError, asyncpg.RaiseError,
+            asyncpg.DataError) as exc:
+        message = user_error(exc) if isinstance(exc, asyncpg.PostgresError) else None
+        raise Refused(422, message or "the database refused this value") from None
+
+
+@contextlib.asynccontextmanager
 async def transaction(pool: asyncpg.Pool, p: Principal) -> AsyncIterator[asyncpg.Connection]:
-    """One connection and one transaction for an action by `p`, who is named as its actor so
-    that the mail triggers leave the author out of mail about their own change. A refusal
-    from the database (a check, a trigger) that validation missed is Refused (422)."""
-    async with pool.acquire() as conn:
-        try:
-            async with conn.transaction():
-                await q.declare_actor(conn, p)
-                yield conn
-        except (asyncpg.IntegrityConstraintViolationError, asyncpg.RaiseError,
-                asyncpg.DataError) as exc:
-            message = user_error(exc) if isinstance(exc, asyncpg.PostgresError) else None
-            raise Refused(422, message or "the database refused this value") from None
+    """A transaction of its own for an action by `p` that no web request carries (a reply by
+    mail): opened as the portal opens a request's (daemon/access/acting.py), so the database's
+    row-level security holds for it as in the portal."""
+    async with pool.acquire() as conn, acting_as(conn, p), action(conn, p):
+        yield conn
 
 
 async def add_note(conn: asyncpg.Connection, p: Principal, ticket_id: int, body: str, *,

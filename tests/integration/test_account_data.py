@@ -130,7 +130,7 @@ async def test_privilege_matrix(demo_client, demo_dsn: str, user: str) -> None:
     assert not failures, failures
 
 
-async def test_out_of_scope_ids_answer_like_missing_ones(demo_client, demo_dsn: str) -> None:
+async def test_out_of_scope_ids_answer_like_missing_ones(demo_client, demo_dsn: str, walls) -> None:
     hidden = await out_of_scope_for_acme(demo_dsn)
     contracts, assets, quotes = hidden["contracts"], hidden["assets"], hidden["quotes"]
     documents, internal_kb = hidden["documents"], hidden["internal_kb"]
@@ -268,7 +268,7 @@ async def test_ids_beyond_bigint_are_not_found(demo_client) -> None:
         assert (await demo_client.get(url)).status == 404, url
 
 
-async def test_employees_read_the_accounts_they_may_access(demo_client, demo_dsn: str) -> None:
+async def test_employees_read_the_accounts_they_may_access(demo_client, demo_dsn: str, walls) -> None:
     ids = await demo_ids(demo_dsn)
     globex_contract = await val(demo_dsn, """SELECT c.id FROM contracts c JOIN accounts a ON a.id = c.account_id
                                              WHERE a.name = 'Globex' ORDER BY c.id LIMIT 1""")

@@ -134,7 +134,7 @@ async def test_limited_user_has_no_account_data_tabs(demo_client) -> None:
         assert f'href="{path}' not in html, path
 
 
-async def test_out_of_scope_ids_are_not_found_on_pages(demo_client, demo_dsn: str) -> None:
+async def test_out_of_scope_ids_are_not_found_on_pages(demo_client, demo_dsn: str, walls) -> None:
     hidden = await out_of_scope_for_acme(demo_dsn)
     g, contracts, quotes = hidden["globex"], hidden["contracts"], hidden["quotes"]
     documents, internal_kb = hidden["documents"], hidden["internal_kb"]

@@ -8,7 +8,7 @@ from tests.support.api import Api, demo_ids
 from tests.support.idor import MISSING, assert_like_missing, assert_nothing_written
 
 
-async def test_customer_reaches_nothing_of_another_account(users, demo_db):
+async def test_customer_reaches_nothing_of_another_account(users, demo_db, walls):
     ids = await demo_ids(demo_db)
     api = await users.login("full@acme")
     foreign = [r["id"] for r in await demo_db.fetch(
@@ -47,7 +47,7 @@ async def test_customer_reaches_nothing_of_another_account(users, demo_db):
     assert {t["account_id"] for t in every} == {ids["acme"]}
 
 
-async def test_subcontractor_reaches_only_own_tickets_and_own_data(users, demo_db):
+async def test_subcontractor_reaches_only_own_tickets_and_own_data(users, demo_db, walls):
     ids = await demo_ids(demo_db)
     sub1 = await users.login("sub1")
     outside = [r["id"] for r in await demo_db.fetch(
@@ -87,7 +87,7 @@ async def test_subcontractor_reaches_only_own_tickets_and_own_data(users, demo_d
     assert (await sub1.get(f"/api/v1/attachments/{files[0]['id']}")).status == 404
 
 
-async def test_search_stays_in_scope(users, demo_db):
+async def test_search_stays_in_scope(users, demo_db, walls):
     ids = await demo_ids(demo_db)
     customer = await users.login("full@acme")
     limited = await users.login("limited@acme")

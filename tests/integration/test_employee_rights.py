@@ -126,7 +126,7 @@ async def _document_ids(db: asyncpg.Connection) -> tuple[int, int]:
     return row["public"], row["internal"]
 
 
-async def test_documents_none_public_all(users, demo_db) -> None:
+async def test_documents_none_public_all(users, demo_db, walls) -> None:
     public, internal = await _document_ids(demo_db)
     group_id = await _employee_in_new_group(demo_db, "docs", documents="public")
     api = await users.login("docs")
@@ -152,7 +152,7 @@ async def test_documents_none_public_all(users, demo_db) -> None:
         assert (await api.get(path)).status == 403, path
 
 
-async def test_kb_public_all(users, demo_db) -> None:
+async def test_kb_public_all(users, demo_db, walls) -> None:
     internal = await demo_db.fetchrow(
         """SELECT k.id, f.id AS file_id FROM kb_articles k JOIN kb_files f ON f.article_id = k.id
             WHERE NOT k.is_public LIMIT 1""")
@@ -175,7 +175,7 @@ async def test_kb_public_all(users, demo_db) -> None:
         assert (await api.get(path)).status == 200, path
 
 
-async def test_a_subcontractor_reaches_no_record_of_the_customer(users, demo_db) -> None:
+async def test_a_subcontractor_reaches_no_record_of_the_customer(users, demo_db, walls) -> None:
     """What issue 12 found open: sub1 read the internal document, the internal KB articles and
     their files, the assets with their notes, the contracts and the quotes."""
     ids = await demo_ids(demo_db)

@@ -28,7 +28,7 @@ async def _listed(api: Api, **params: str) -> set[int]:
     return {t["id"] for t in reply.body["items"]}
 
 
-async def test_only_the_tickets_they_raised_on_every_api_route(users, demo_db) -> None:
+async def test_only_the_tickets_they_raised_on_every_api_route(users, demo_db, walls) -> None:
     mine, others = await _raised(demo_db)
     assert len(mine) == 2 and len(others) >= 4
     own = await users.login("own@acme")
@@ -57,7 +57,7 @@ async def test_only_the_tickets_they_raised_on_every_api_route(users, demo_db) -
         assert (reply.status, reply.body) == (404, missing.body)
 
 
-async def test_only_the_tickets_they_raised_on_every_page(users, demo_db) -> None:
+async def test_only_the_tickets_they_raised_on_every_page(users, demo_db, walls) -> None:
     mine, others = await _raised(demo_db)
     ids = await demo_ids(demo_db)
     own = await users.login("own@acme")
@@ -81,7 +81,7 @@ async def test_only_the_tickets_they_raised_on_every_page(users, demo_db) -> Non
     assert (await own.get(f"/tickets/{mine[0]}/print")).status == 200
 
 
-async def test_what_they_raise_is_theirs_and_what_others_raise_is_not(users, demo_db) -> None:
+async def test_what_they_raise_is_theirs_and_what_others_raise_is_not(users, demo_db, walls) -> None:
     own = await users.login("own@acme")
     created = await own.post("/api/v1/tickets", {"description": "The scanner jams."})
     assert created.status == 201

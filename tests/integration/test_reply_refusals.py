@@ -104,8 +104,10 @@ async def test_who_may_not_add_a_note_is_refused_at_rcpt(daemon, conn, seed, add
     assert (await dialogue(daemon.port_smtp, rcpt=address, data=mail)).accepted
 
 
-async def test_what_changes_between_rcpt_and_data_is_seen_at_data(daemon, conn, seed, address) -> None:
-    """The rights are asked again when the message is in: a ticket lost meanwhile adds nothing."""
+async def test_what_changes_between_rcpt_and_data_is_seen_at_data(daemon, conn, seed, address,
+                                                                  walls) -> None:
+    """The rights are asked again when the message is in: a ticket lost meanwhile adds nothing,
+    also by the database's row-level security alone (the reply is stored as the employee)."""
     import aiosmtplib
 
     smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=daemon.port_smtp, local_hostname="client.test")

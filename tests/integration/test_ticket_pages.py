@@ -106,7 +106,7 @@ async def test_customer_sections_follow_the_privilege_group(client, db) -> None:
     assert "Priority" not in listing and "/tickets/new" in listing  # tickets_add is on
 
 
-async def test_employee_sections_and_own_data_only_for_subcontractors(client, db) -> None:
+async def test_employee_sections_and_own_data_only_for_subcontractors(client, db, walls) -> None:
     t = await ids(db)
     page = f"/tickets/{t['acme_main']}"
     # the ticket's mail: one delivered to sub1, one refused for tech
@@ -159,7 +159,7 @@ async def test_employee_sections_and_own_data_only_for_subcontractors(client, db
     assert "h-close" not in section_ids(closed)
 
 
-async def test_out_of_scope_and_missing_tickets_are_404(client, db) -> None:
+async def test_out_of_scope_and_missing_tickets_are_404(client, db, walls) -> None:
     t = await ids(db)
     await login_as(client, "full@acme", PASSWORD)
     for path in (f"/tickets/{t['globex_mail']}", f"/tickets/{t['globex_mail']}/print",
@@ -284,7 +284,7 @@ async def test_data_is_escaped(client, db) -> None:
 # -- hot reload ---------------------------------------------------------------------------------
 
 
-async def test_widening_and_narrowing_an_employees_accounts_applies_on_the_next_request(client, db) -> None:
+async def test_widening_and_narrowing_an_employees_accounts_applies_on_the_next_request(client, db, walls) -> None:
     t = await ids(db)
     globex_ticket = await db.fetchval(
         "INSERT INTO tickets (account_id, description, assigned_to) VALUES ($1, $2, $3) RETURNING id",

@@ -5,6 +5,12 @@ handler runs, so a handler cannot forget it. In one database round trip the midd
 the session cookie and reads `privilege_state.version`; the principal then comes from the
 privilege cache at that version (see daemon/access/cache.py). Handlers get it with
 `web.context.principal(request)`.
+
+The middleware then opens the request's one transaction, as portald_web on behalf of that
+principal (daemon/access/acting.py), and hands its connection to the handler
+(`web.context.db(request)`): the database's row-level security is the second wall behind
+the query layer's scope. It commits when the handler answers, redirects or refuses (a refused
+action has undone its own changes in a savepoint) and rolls back on anything unexpected.
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from daemon.access.acting import CommitRefused, acting_as
 from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES, Principal
 from daemon.appkeys import POOL, PRIVILEGES
 from daemon.db.pool import OUTAGE_ERRORS
 from web import sessions
-from web.context import PRINCIPAL, SESSION, settings
+from web.context import DB, PRINCIPAL, SESSION, settings
 from web.errors import ApiError, is_api
 from web.login import safe_next
 from web.sessions import Session
@@ -157,4 +164,15 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise ApiError(403, refusal)
     request[SESSION] = s
     request[PRINCIPAL] = p
-    return await handler(request)
+    return await _in_transaction(request, handler, p)
+
+
+async def _in_transaction(request: web.Request, handler: Handler, p: Principal) -> web.StreamResponse:
+    try:
+        async with request.app[POOL].acquire() as conn, acting_as(
+                conn, p, commit_despite=(ApiError, web.HTTPException)):
+            request[DB] = conn
+            return await handler(request)
+    except CommitRefused as exc:
+        # what the handler answered did not happen after all: say why instead
+        raise ApiError(422, str(exc)) from None

@@ -19,9 +19,8 @@ from urllib.parse import quote, unquote
 import asyncpg
 from aiohttp import web
 
-from daemon.appkeys import POOL
 from web import pages
-from web.context import actor_of, principal, settings
+from web.context import actor_of, db, principal, settings
 from web.middleware.access import Access
 
 # Admin routes answer 404 to everyone who is not an administrator (see Access.hide).
@@ -37,8 +36,9 @@ LIVE = "It is live for logged-in users at their next request; nothing needs rest
 
 @contextlib.asynccontextmanager
 async def connection(request: web.Request) -> AsyncIterator[asyncpg.Connection]:
-    async with request.app[POOL].acquire() as conn:
-        yield conn
+    """The request's connection (web.context.db): the admin operations of daemon/services run
+    in it, each in a savepoint of its own (services.common.change)."""
+    yield db(request)
 
 
 def actor(request: web.Request) -> str:

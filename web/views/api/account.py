@@ -16,11 +16,10 @@ import asyncpg
 from aiohttp import web
 
 from daemon.access.scope import Principal
-from daemon.appkeys import POOL
 from daemon.formatting import plain
 from daemon.queries import account_data as q
 from daemon.queries import audit
-from web.context import actor_of, client_ip, principal
+from web.context import actor_of, client_ip, db, principal
 from web.errors import ApiError, not_found
 from web.files import download_response, safe_filename
 from web.input import path_id
@@ -51,8 +50,7 @@ def _list(page_of: Callable[..., Awaitable[q.Page]], *,
 
     async def handler(request: web.Request) -> web.Response:
         pr = page_request(request)
-        page = await page_of(request.app[POOL], principal(request), limit=pr.limit,
-                             offset=pr.offset)
+        page = await page_of(db(request), principal(request), limit=pr.limit, offset=pr.offset)
         return _page_json(page, drop=drop)
 
     return handler
@@ -68,28 +66,28 @@ api_quotes = _list(q.quotes_page, drop=("accepted_by_name",))
 async def api_contract(request: web.Request) -> web.Response:
     p = principal(request)
     contract_id = path_id(request)
-    async with request.app[POOL].acquire() as conn:
-        contract = await q.get_contract(conn, p, contract_id)
-        if contract is None:
-            raise not_found()
-        data = as_json(contract)
-        if q.shows(p, "charges"):
-            charges = await q.list_contract_charges(conn, p, contract_id)
-            data["charges"] = [as_json(c) for c in charges]
-            data["charges_total"] = plain(total(charges))
+    conn = db(request)
+    contract = await q.get_contract(conn, p, contract_id)
+    if contract is None:
+        raise not_found()
+    data = as_json(contract)
+    if q.shows(p, "charges"):
+        charges = await q.list_contract_charges(conn, p, contract_id)
+        data["charges"] = [as_json(c) for c in charges]
+        data["charges_total"] = plain(total(charges))
     return web.json_response(data)
 
 
 async def api_kb_article(request: web.Request) -> web.Response:
     p = principal(request)
     article_id = path_id(request)
-    async with request.app[POOL].acquire() as conn:
-        article = await q.get_kb_article(conn, p, article_id)
-        if article is None:
-            raise not_found()
-        data = as_json(article)
-        if q.shows(p, "kb", "download"):
-            data["files"] = [as_json(f) for f in await q.list_kb_files(conn, p, article_id)]
+    conn = db(request)
+    article = await q.get_kb_article(conn, p, article_id)
+    if article is None:
+        raise not_found()
+    data = as_json(article)
+    if q.shows(p, "kb", "download"):
+        data["files"] = [as_json(f) for f in await q.list_kb_files(conn, p, article_id)]
     return web.json_response(data)
 
 
@@ -99,7 +97,8 @@ async def api_kb_article(request: web.Request) -> web.Response:
 async def accept(request: web.Request, p: Principal, quote_id: int) -> asyncpg.Record:
     """Accept the quote and audit it in one transaction. 404 when missing or out of scope;
     QuoteNotAcceptable when it is accepted, declined or expired."""
-    async with request.app[POOL].acquire() as conn, conn.transaction():
+    conn = db(request)
+    async with conn.transaction():
         quote = await q.accept_quote(conn, p, quote_id)
         if quote is None:
             raise not_found()
@@ -137,14 +136,14 @@ async def _audited_download(request: web.Request, row: asyncpg.Record | None, ta
 async def download_document(request: web.Request) -> web.Response:
     p = principal(request)
     document_id = path_id(request)
-    async with request.app[POOL].acquire() as conn:
-        row = await q.get_document(conn, p, document_id)
-        return await _audited_download(request, row, f"document:{document_id}", conn)
+    conn = db(request)
+    row = await q.get_document(conn, p, document_id)
+    return await _audited_download(request, row, f"document:{document_id}", conn)
 
 
 async def download_kb_file(request: web.Request) -> web.Response:
     p = principal(request)
     article_id, file_id = path_id(request), path_id(request, "file_id")
-    async with request.app[POOL].acquire() as conn:
-        row = await q.get_kb_file(conn, p, article_id, file_id)
-        return await _audited_download(request, row, f"kb_file:{file_id}", conn)
+    conn = db(request)
+    row = await q.get_kb_file(conn, p, article_id, file_id)
+    return await _audited_download(request, row, f"kb_file:{file_id}", conn)

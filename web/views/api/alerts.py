@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
-from daemon.appkeys import POOL
 from daemon.queries import audit
 from daemon.queries import employees as q
-from web.context import actor_of, client_ip, principal
+from web.context import actor_of, client_ip, db, principal
 from web.errors import ApiError
 from web.input import read_json
 from web.schemas import MailSettingsChange
@@ -33,7 +32,8 @@ async def current_settings(conn: asyncpg.Connection, employee_id: int) -> dict[s
 async def save_settings(request: web.Request, changes: dict[str, bool]) -> dict[str, bool]:
     """Apply `changes` to the logged-in employee's settings (audited); return all of them."""
     p = principal(request)
-    async with request.app[POOL].acquire() as conn, conn.transaction():
+    conn = db(request)
+    async with conn.transaction():
         before = await current_settings(conn, p.id)
         if changes:
             await q.update_mail_settings(conn, p.id, changes)
@@ -48,8 +48,8 @@ async def save_settings(request: web.Request, changes: dict[str, bool]) -> dict[
 
 
 async def api_get_alerts(request: web.Request) -> web.Response:
-    async with request.app[POOL].acquire() as conn:
-        return web.json_response(await current_settings(conn, principal(request).id))
+    conn = db(request)
+    return web.json_response(await current_settings(conn, principal(request).id))
 
 
 async def api_put_alerts(request: web.Request) -> web.Response:

@@ -12,10 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon.appkeys import POOL
 from web import schemas
 from web import ticket_actions as actions
-from web.context import client_ip, principal
+from web.context import client_ip, db, principal
 from web.files import download_response
 from web.input import path_id, read_json, read_query
 
@@ -32,7 +31,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 async def list_tickets(request: web.Request) -> web.Response:
     p = principal(request)
     f = read_query(request, schemas.TicketQuery).filter(employee=p.is_employee)
-    page = await actions.list_tickets(request.app[POOL], p, f)
+    page = await actions.list_tickets(db(request), p, f)
     cursor = page["next_cursor"]
     page["next"] = str(request.rel_url.update_query(cursor=cursor)) if cursor else None
     return _json(page)
@@ -41,27 +40,27 @@ async def list_tickets(request: web.Request) -> web.Response:
 async def create_ticket(request: web.Request) -> web.Response:
     p = principal(request)
     new = await read_json(request, schemas.NewTicket)
-    ticket = await actions.create_ticket(request.app[POOL], p, new)
+    ticket = await actions.create_ticket(db(request), p, new)
     response = _json(ticket, status=201)
     response.headers["Location"] = f"/api/v1/tickets/{ticket['id']}"
     return response
 
 
 async def get_ticket(request: web.Request) -> web.Response:
-    return _json(await actions.get_ticket(request.app[POOL], principal(request), path_id(request)))
+    return _json(await actions.get_ticket(db(request), principal(request), path_id(request)))
 
 
 async def update_ticket(request: web.Request) -> web.Response:
     ticket_id = path_id(request)
     changes = await read_json(request, schemas.TicketChange)
-    return _json(await actions.update_ticket(request.app[POOL], principal(request), ticket_id,
+    return _json(await actions.update_ticket(db(request), principal(request), ticket_id,
                                              changes))
 
 
 async def close_ticket(request: web.Request) -> web.Response:
     ticket_id = path_id(request)
     note = (await read_json(request, schemas.Close, allow_empty=True)).note or None
-    return _json(await actions.close_ticket(request.app[POOL], principal(request), ticket_id, note))
+    return _json(await actions.close_ticket(db(request), principal(request), ticket_id, note))
 
 
 # -- a ticket's notes, charges, emails, recipients and attachments ----------------------------
@@ -71,7 +70,7 @@ def _children(list_of: Callable[..., Awaitable[list[Any]]]) -> Handler:
     """GET of one kind of a ticket's children: `{"items": [...]}`."""
 
     async def handler(request: web.Request) -> web.Response:
-        items = await list_of(request.app[POOL], principal(request), path_id(request))
+        items = await list_of(db(request), principal(request), path_id(request))
         return _json({"items": items})
 
     return handler
@@ -85,7 +84,7 @@ def _add_child(model: type[Any], take: Callable[[Any], Any],
     async def handler(request: web.Request) -> web.Response:
         ticket_id = path_id(request)
         new = take(await read_json(request, model))
-        return _json(await add(request.app[POOL], principal(request), ticket_id, new), status=201)
+        return _json(await add(db(request), principal(request), ticket_id, new), status=201)
 
     return handler
 
@@ -103,7 +102,7 @@ file_email = _add_child(schemas.NewEmail, lambda m: m, actions.file_email)
 async def set_recipients(request: web.Request) -> web.Response:
     ticket_id = path_id(request)
     ids = (await read_json(request, schemas.RecipientsChange)).ids()
-    items = await actions.set_recipients(request.app[POOL], principal(request), ticket_id, ids)
+    items = await actions.set_recipients(db(request), principal(request), ticket_id, ids)
     return _json({"items": items})
 
 
@@ -116,7 +115,7 @@ async def upload_attachment(request: web.Request) -> web.Response:
 
 
 async def download_attachment(request: web.Request) -> web.Response:
-    row = await actions.download_attachment(request.app[POOL], principal(request),
+    row = await actions.download_attachment(db(request), principal(request),
                                             path_id(request), ip=client_ip(request))
     return download_response(filename=row["filename"], content_type=row["content_type"],
                              data=row["data"])

@@ -12,9 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from daemon.access.scope import Principal
-from daemon.appkeys import POOL
 from daemon.queries import account_data as q
-from web.context import principal
+from web.context import db, principal
 from web.errors import not_found
 from web.input import parse_id, path_id
 from web.pages import render
@@ -50,9 +49,9 @@ async def _list_page(request: web.Request, page_of: Callable[..., Awaitable[q.Pa
                      template: str, key: str, path: str, **extra: Any) -> web.Response:
     """One page of a list of the account data, with the account of each row for employees."""
     p, pr = principal(request), page_request(request)
-    async with request.app[POOL].acquire() as conn:
-        page = await page_of(conn, p, limit=pr.limit, offset=pr.offset)
-        accounts = await _account_names(conn, p)
+    conn = db(request)
+    page = await page_of(conn, p, limit=pr.limit, offset=pr.offset)
+    accounts = await _account_names(conn, p)
     return render(request, template, {key: page.items, "accounts": accounts, **extra,
                                       **pager(request, path, page.next_offset)})
 
@@ -68,13 +67,13 @@ async def contracts_page(request: web.Request) -> web.Response:
 
 async def contract_page(request: web.Request) -> web.Response:
     p, contract_id = principal(request), path_id(request)
-    async with request.app[POOL].acquire() as conn:
-        contract = await q.get_contract(conn, p, contract_id)
-        if contract is None:
-            raise not_found()
-        show_charges = q.shows(p, "charges")
-        charges = await q.list_contract_charges(conn, p, contract_id) if show_charges else []
-        accounts = await _account_names(conn, p)
+    conn = db(request)
+    contract = await q.get_contract(conn, p, contract_id)
+    if contract is None:
+        raise not_found()
+    show_charges = q.shows(p, "charges")
+    charges = await q.list_contract_charges(conn, p, contract_id) if show_charges else []
+    accounts = await _account_names(conn, p)
     return render(request, "contract.html", {
         "contract": contract, "show_charges": show_charges, "charges": charges,
         "charges_total": total(charges), "accounts": accounts})
@@ -86,7 +85,7 @@ async def documents_page(request: web.Request) -> web.Response:
 
 async def kb_page(request: web.Request) -> web.Response:
     p, pr = principal(request), page_request(request)
-    page = await q.kb_page(request.app[POOL], p, limit=pr.limit, offset=pr.offset)
+    page = await q.kb_page(db(request), p, limit=pr.limit, offset=pr.offset)
     return render(request, "kb.html", {
         "articles": page.items, "show_files": q.shows(p, "kb", "download"),
         **pager(request, "/kb", page.next_offset)})
@@ -94,12 +93,12 @@ async def kb_page(request: web.Request) -> web.Response:
 
 async def kb_article_page(request: web.Request) -> web.Response:
     p, article_id = principal(request), path_id(request)
-    async with request.app[POOL].acquire() as conn:
-        article = await q.get_kb_article(conn, p, article_id)
-        if article is None:
-            raise not_found()
-        show_files = q.shows(p, "kb", "download")
-        files = await q.list_kb_files(conn, p, article_id) if show_files else []
+    conn = db(request)
+    article = await q.get_kb_article(conn, p, article_id)
+    if article is None:
+        raise not_found()
+    show_files = q.shows(p, "kb", "download")
+    files = await q.list_kb_files(conn, p, article_id) if show_files else []
     return render(request, "kb_article.html", {
         "article": article, "show_files": show_files, "files": files})
 
@@ -108,14 +107,14 @@ async def _quotes(request: web.Request, *, error: str | None = None,
                   status: int = 200) -> web.Response:
     p, pr = principal(request), page_request(request)
     accepted = None
-    async with request.app[POOL].acquire() as conn:
-        page = await q.quotes_page(conn, p, limit=pr.limit, offset=pr.offset)
-        accounts = await _account_names(conn, p)
-        quote_id = parse_id(request.query.get(ACCEPTED_PARAM))
-        if error is None and quote_id is not None:
-            # the notice names the quote as the database has it, never text from the URL
-            found = await q.get_quote(conn, p, quote_id)
-            accepted = found if found is not None and found["status"] == "accepted" else None
+    conn = db(request)
+    page = await q.quotes_page(conn, p, limit=pr.limit, offset=pr.offset)
+    accounts = await _account_names(conn, p)
+    quote_id = parse_id(request.query.get(ACCEPTED_PARAM))
+    if error is None and quote_id is not None:
+        # the notice names the quote as the database has it, never text from the URL
+        found = await q.get_quote(conn, p, quote_id)
+        accepted = found if found is not None and found["status"] == "accepted" else None
     return render(request, "quotes.html", {
         "quotes": page.items, "accounts": accounts, "accepted": accepted, "error": error,
         "may_accept": p.is_customer and p.can("quotes", "accept"),

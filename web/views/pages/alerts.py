@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from daemon.appkeys import POOL
 from daemon.queries import employees as q
-from web.context import principal
+from web.context import db, principal
 from web.errors import ApiError
 from web.input import posted, read_form_data
 from web.pages import render
@@ -40,8 +39,8 @@ def _page(request: web.Request, settings: dict[str, bool], *, saved: bool = Fals
 
 
 async def alerts_page(request: web.Request) -> web.Response:
-    async with request.app[POOL].acquire() as conn:
-        settings = await current_settings(conn, principal(request).id)
+    conn = db(request)
+    settings = await current_settings(conn, principal(request).id)
     return _page(request, settings, saved=request.query.get("done") == "saved")
 
 

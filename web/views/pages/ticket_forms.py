@@ -12,12 +12,11 @@ import asyncpg
 from aiohttp import web
 
 from daemon.access.scope import Principal
-from daemon.appkeys import POOL
 from daemon.queries import account_data
 from daemon.queries import tickets as q
 from web import schemas
 from web import ticket_actions as actions
-from web.context import principal
+from web.context import db, principal
 from web.errors import ApiError
 from web.input import path_id, posted, read_form_data
 from web.middleware.csrf import CSRF_FIELD
@@ -50,13 +49,13 @@ async def rerender(request: web.Request, ticket_id: int, form: str, err: ApiErro
     """The ticket page again, with the error beside its field and the user's input kept."""
     if err.status not in CORRECTABLE and not (err.status == 403 and err.field):
         raise err
-    async with request.app[POOL].acquire() as conn:
-        ctx = await ticket_context(conn, principal(request), ticket_id)
+    conn = db(request)
+    ctx = await ticket_context(conn, principal(request), ticket_id)
     ctx["f"] = form_state(form, error=err, values=values)
     return render(request, "ticket_detail.html", ctx, status=err.status)
 
 
-Act = Callable[[asyncpg.Pool, Principal, int, Any], Awaitable[Any]]
+Act = Callable[[asyncpg.Connection, Principal, int, Any], Awaitable[Any]]
 
 
 async def _ticket_post(request: web.Request, form: str, done: str, model: type[Any],
@@ -66,14 +65,14 @@ async def _ticket_post(request: web.Request, form: str, done: str, model: type[A
     ticket_id = path_id(request)
     data = await posted(request)
     try:
-        await act(request.app[POOL], p, ticket_id, read_form_data(data, model))
+        await act(db(request), p, ticket_id, read_form_data(data, model))
     except ApiError as err:
         return await rerender(request, ticket_id, form, err, kept_values(data))
     return see_other(f"/tickets/{ticket_id}?done={done}")
 
 
-async def _change(pool: asyncpg.Pool, p: Principal, ticket_id: int, m: schemas.TicketChange) -> Any:
-    return await actions.update_ticket(pool, p, ticket_id, m)
+async def _change(conn: asyncpg.Connection, p: Principal, ticket_id: int, m: schemas.TicketChange) -> Any:
+    return await actions.update_ticket(conn, p, ticket_id, m)
 
 
 async def post_description(request: web.Request) -> web.Response:
@@ -93,14 +92,14 @@ async def post_assign(request: web.Request) -> web.Response:
 
 
 async def post_recipients(request: web.Request) -> web.Response:
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, m: Any) -> Any:
-        return await actions.set_recipients(pool, p, ticket_id, m.ids())
+    async def act(conn: asyncpg.Connection, p: Principal, ticket_id: int, m: Any) -> Any:
+        return await actions.set_recipients(conn, p, ticket_id, m.ids())
     return await _ticket_post(request, "recipients", "recipients", schemas.RecipientsChange, act)
 
 
 async def post_note(request: web.Request) -> web.Response:
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, m: Any) -> Any:
-        return await actions.add_note(pool, p, ticket_id, m.body)
+    async def act(conn: asyncpg.Connection, p: Principal, ticket_id: int, m: Any) -> Any:
+        return await actions.add_note(conn, p, ticket_id, m.body)
     return await _ticket_post(request, "note", "note", schemas.NewNote, act)
 
 
@@ -108,20 +107,20 @@ async def post_charge(request: web.Request) -> web.Response:
     kind = (await posted(request)).get("kind")
     form = f"charge-{kind}" if kind in q.CHARGE_KINDS else "charge-labor"
 
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, m: Any) -> Any:
-        return await actions.add_charge(pool, p, ticket_id, m.charge())
+    async def act(conn: asyncpg.Connection, p: Principal, ticket_id: int, m: Any) -> Any:
+        return await actions.add_charge(conn, p, ticket_id, m.charge())
     return await _ticket_post(request, form, "charge", schemas.NewCharge, act)
 
 
 async def post_email(request: web.Request) -> web.Response:
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, m: Any) -> Any:
-        return await actions.file_email(pool, p, ticket_id, m)
+    async def act(conn: asyncpg.Connection, p: Principal, ticket_id: int, m: Any) -> Any:
+        return await actions.file_email(conn, p, ticket_id, m)
     return await _ticket_post(request, "email", "email", schemas.NewEmail, act)
 
 
 async def post_close(request: web.Request) -> web.Response:
-    async def act(pool: asyncpg.Pool, p: Principal, ticket_id: int, m: Any) -> Any:
-        return await actions.close_ticket(pool, p, ticket_id, m.note or None)
+    async def act(conn: asyncpg.Connection, p: Principal, ticket_id: int, m: Any) -> Any:
+        return await actions.close_ticket(conn, p, ticket_id, m.note or None)
     return await _ticket_post(request, "close", "close", schemas.Close, act)
 
 
@@ -145,25 +144,25 @@ async def _new_ticket_page(request: web.Request, *, account_id: int | None,
     that account's assets and, with assign_tickets, the employees who may be assigned."""
     p = principal(request)
     ctx: dict[str, Any] = {"f": f, "accounts": [], "account": None, "assets": [], "people": []}
-    async with request.app[POOL].acquire() as conn:
-        if p.is_customer:
-            ctx["priority"] = p.can("priority", "edit")
-            if p.can("ticket_asset", "edit"):
-                assert p.account_id is not None
-                ctx["assets"] = await q.account_assets(conn, p.account_id)
-        else:
-            ctx["priority"] = True
-            accounts = await account_data.account_names(conn, p)
-            ctx["accounts"] = accounts
-            if account_id is None and len(accounts) == 1:
-                account_id = accounts[0]["id"]
-            account = next((a for a in accounts if a["id"] == account_id), None)
-            ctx["account"] = account
-            if account is not None:
-                if q.sees_asset(p):
-                    ctx["assets"] = await q.account_assets(conn, account["id"])
-                if p.can("assign_tickets"):
-                    ctx["people"] = await q.assignable_employees(conn, account["id"])
+    conn = db(request)
+    if p.is_customer:
+        ctx["priority"] = p.can("priority", "edit")
+        if p.can("ticket_asset", "edit"):
+            assert p.account_id is not None
+            ctx["assets"] = await q.account_assets(conn, p.account_id)
+    else:
+        ctx["priority"] = True
+        accounts = await account_data.account_names(conn, p)
+        ctx["accounts"] = accounts
+        if account_id is None and len(accounts) == 1:
+            account_id = accounts[0]["id"]
+        account = next((a for a in accounts if a["id"] == account_id), None)
+        ctx["account"] = account
+        if account is not None:
+            if q.sees_asset(p):
+                ctx["assets"] = await q.account_assets(conn, account["id"])
+            if p.can("assign_tickets"):
+                ctx["people"] = await q.assignable_employees(conn, account["id"])
     ctx["asset_field"] = p.can("assets") if p.is_employee else p.can("ticket_asset", "edit")
     return render(request, "ticket_new.html", ctx, status=status)
 
@@ -177,7 +176,7 @@ async def new_ticket_submit(request: web.Request) -> web.Response:
     p = principal(request)
     data = await posted(request)
     try:
-        ticket = await actions.create_ticket(request.app[POOL], p,
+        ticket = await actions.create_ticket(db(request), p,
                                              read_form_data(data, schemas.NewTicket))
     except ApiError as err:
         if err.status not in CORRECTABLE and not (err.status == 403 and err.field):

@@ -16,11 +16,10 @@ import asyncpg
 from aiohttp import web
 
 from daemon.access.scope import Principal
-from daemon.appkeys import POOL
 from daemon.queries import account_data, mail
 from daemon.queries import tickets as q
 from web import ticket_actions as actions
-from web.context import client_ip, principal
+from web.context import client_ip, db, principal
 from web.errors import ApiError, not_found
 from web.files import download_response
 from web.input import parse_id, path_id, read_query
@@ -156,9 +155,9 @@ async def ticket_list(request: web.Request) -> web.Response:
     f = q.TicketFilter(status=None if params.status == "all" else params.status,
                        q=params.q or None, account_id=params.account_id,
                        assigned_to_me=params.mine, limit=PAGE_SIZE, after_id=params.cursor)
-    async with request.app[POOL].acquire() as conn:
-        rows, next_cursor = await q.list_tickets(conn, p, f)
-        accounts = await account_data.account_names(conn, p) if p.is_employee else []
+    conn = db(request)
+    rows, next_cursor = await q.list_tickets(conn, p, f)
+    accounts = await account_data.account_names(conn, p) if p.is_employee else []
     return render(request, "tickets_list.html", {
         "tickets": rows, "params": params, "accounts": accounts,
         "next_url": params.url(cursor=next_cursor) if next_cursor else None,
@@ -225,8 +224,8 @@ def form_state(form: str | None = None, *, error: ApiError | None = None,
 async def ticket_detail(request: web.Request) -> web.Response:
     p = principal(request)
     ticket_id = path_id(request)
-    async with request.app[POOL].acquire() as conn:
-        ctx = await ticket_context(conn, p, ticket_id)
+    conn = db(request)
+    ctx = await ticket_context(conn, p, ticket_id)
     ctx["done"] = DONE_MESSAGES.get(request.query.get("done", ""))
     ctx["f"] = form_state()
     return render(request, "ticket_detail.html", ctx)
@@ -235,15 +234,15 @@ async def ticket_detail(request: web.Request) -> web.Response:
 async def ticket_print(request: web.Request) -> web.Response:
     p = principal(request)
     ticket_id = path_id(request)
-    async with request.app[POOL].acquire() as conn:
-        ctx = await ticket_context(conn, p, ticket_id)
+    conn = db(request)
+    ctx = await ticket_context(conn, p, ticket_id)
     return render(request, "ticket_print.html", ctx)
 
 
 async def download_attachment(request: web.Request) -> web.Response:
     """A ticket's file, for the page's links: the same audited action as the API's download,
     with HTML error pages."""
-    row = await actions.download_attachment(request.app[POOL], principal(request),
+    row = await actions.download_attachment(db(request), principal(request),
                                             path_id(request), ip=client_ip(request))
     return download_response(filename=row["filename"], content_type=row["content_type"],
                              data=row["data"])
