@@ -65,9 +65,9 @@ async def privilege_version(conn: asyncpg.Connection) -> int:
 
 async def act_as(conn: asyncpg.Connection, role: str, principal: str) -> None:
     """For the rest of the caller's transaction: run as `role`, with `principal` named for the
-    row-level security policies (daemon/db/sql/008_row_level_security.sql)."""
-    await conn.execute("SELECT set_config('role', $1, true), set_config('portald.principal', $2, true)",
-                       role, principal)
+    row-level security policies (daemon/db/sql/008_row_level_security.sql), which
+    portald_act_as also reads the attributes of."""
+    await conn.execute("SELECT set_config('role', $1, true), portald_act_as($2)", role, principal)
 
 
 async def whoami(conn: asyncpg.Connection) -> asyncpg.Record:

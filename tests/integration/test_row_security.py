@@ -64,11 +64,20 @@ async def test_portald_web_sees_no_row_without_a_principal(demo_db) -> None:
         "UPDATE employees SET active = false WHERE username = 'sub2' RETURNING id")
     for principal in (None, "", "customer:", "customer:abc", f"customer:{inactive}", f"employee:{gone}",
                       "employee:1 OR true", "root", f"webuser:{inactive}", "customer:99999999999"):
-        async with demo_db.transaction():
-            await demo_db.execute("SET LOCAL ROLE portald_web")
-            if principal is not None:
-                await demo_db.execute("SELECT set_config('portald.principal', $1, true)", principal)
-            assert set((await _counts(demo_db)).values()) == {0}, principal
+        # named as the helper names it, and set by hand without the attributes
+        for how in ("SELECT portald_act_as($1)", "SELECT set_config('portald.principal', $1, true)"):
+            async with demo_db.transaction():
+                await demo_db.execute("SET LOCAL ROLE portald_web")
+                if principal is not None:
+                    await demo_db.execute(how, principal)
+                assert set((await _counts(demo_db)).values()) == {0}, (principal, how)
+    # the attributes read for one principal never serve another named later by other means
+    full = await find_user(demo_db, "full@acme")
+    async with acting_as(demo_db, full):
+        assert await demo_db.fetchval("SELECT count(*) FROM tickets")
+        await demo_db.execute("SELECT set_config('portald.principal', $1, true)",
+                              f"customer:{(await find_user(demo_db, 'partial@acme')).id}")
+        assert set((await _counts(demo_db)).values()) == {0}
     # not even the tables it may write can be written blind
     async with demo_db.transaction():
         await demo_db.execute("SET LOCAL ROLE portald_web")
