@@ -13,9 +13,15 @@ on the machine falls on every target alike):
 and, in the same process and set-up, two references served by a tiny aiohttp app:
   ceiling      a handler that returns a constant
   floor        a handler that runs only the customer list query with asyncpg, returns JSON
+and what the second wall costs: the list and detail pages once more, served by a second portal
+on a copy of the bench's database whose tables have row-level security disabled (a bench-only
+step: ALTER TABLE … DISABLE ROW LEVEL SECURITY there; the daemon still opens each request's
+transaction as portald_web, so the difference is the policies alone).
 
-Prints req/s, p50, p99 per target and the daemon's RSS, then LAST one line with each page's
-throughput relative to the floor (goal >= 0.5x).
+Prints req/s, p50, p99 per target and the daemon's RSS, the cost of row-level security on the
+list and the detail (goal < 10 % of throughput; and, steadier on a busy machine, the time it
+adds when one client asks a page and its twin in turn), then LAST one line with each page's
+throughput relative to the floor (goal >= 0.5x) and that cost.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiohttp import web
@@ -53,7 +60,8 @@ CONCURRENCY = 32
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S", 1.5))
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", 6))
 SOLO_S = float(os.environ.get("BENCH_SOLO_S", 2))  # one client alone, per target
-ROUNDS = 3  # each target's DURATION_S is measured in this many slices, round-robin
+PAIRED_S = float(os.environ.get("BENCH_PAIRED_S", 6))  # one client, a page and its twin in turn
+ROUNDS = 6  # each target's DURATION_S is measured in this many slices, round-robin
 TICKETS = 100_000
 CUSTOMER_TICKETS = 1_000
 SUB_TICKETS = 300
@@ -61,6 +69,8 @@ BULK_ACCOUNTS = 200
 SUB_SEARCH = "printer 4"
 POOL_MAX = 10
 GOAL = 0.5
+RLS_GOAL = 0.10  # at most this share of throughput for the policies
+NO_RLS_DATABASE = "portald_bench_no_rls"
 
 # -- data ---------------------------------------------------------------------------------------
 
@@ -145,6 +155,32 @@ async def load_data(dsn: str) -> dict[str, Any]:
         await conn.close()
 
 
+async def copy_without_row_security(dsn: str) -> str:
+    """A copy of the bench's database (after loading, nobody connected) in which every table
+    that has row-level security has it disabled: the same data and plans without the policies.
+    Returns its DSN."""
+    source = urlsplit(dsn).path.lstrip("/")
+    # from the maintenance database: a template must have no session of its own
+    admin = await asyncpg.connect(urlunsplit(urlsplit(dsn)._replace(path="/postgres")))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{NO_RLS_DATABASE}"')
+        await admin.execute(f'CREATE DATABASE "{NO_RLS_DATABASE}" TEMPLATE "{source}"')
+    finally:
+        await admin.close()
+    copy = urlunsplit(urlsplit(dsn)._replace(path=f"/{NO_RLS_DATABASE}"))
+    conn = await asyncpg.connect(copy)
+    try:
+        tables = [r["t"] for r in await conn.fetch(
+            "SELECT quote_ident(relname) AS t FROM pg_class WHERE relrowsecurity "
+            "AND relnamespace = 'public'::regnamespace ORDER BY 1")]
+        assert tables, "the bench's database has no table under row-level security"
+        for table in tables:
+            await conn.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+    finally:
+        await conn.close()
+    return copy
+
+
 # -- the references -------------------------------------------------------------------------------
 
 
@@ -188,6 +224,11 @@ class Target:
     user: str | None  # logs in first
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 async def _login(session: Any, base: str, username: str) -> None:
     async with session.post(f"{base}/api/v1/login",
                             json={"username": username, "password": DEMO_PASSWORD}) as resp:
@@ -214,31 +255,50 @@ async def _hammer(session: Any, url: str, seconds: float,
     return latencies, errors
 
 
+async def _alternate(session_a: Any, url_a: str, session_b: Any, url_b: str,
+                     seconds: float) -> tuple[list[float], list[float]]:
+    """One client asking `url_a` and `url_b` in turn for `seconds`: the latencies of each."""
+    got: tuple[list[float], list[float]] = ([], [])
+    stop = time.perf_counter() + seconds
+    while time.perf_counter() < stop:
+        for lat, session, url in ((got[0], session_a, url_a), (got[1], session_b, url_b)):
+            started = time.perf_counter()
+            async with session.get(url, allow_redirects=False) as resp:
+                await resp.read()
+            lat.append(time.perf_counter() - started)
+    return got
+
+
 async def client_main(spec: dict[str, Any]) -> None:
     """Warm every target up, then measure them round-robin in ROUNDS slices each: a burst of
     background load on the machine then touches every target alike, not just one."""
     import aiohttp
 
     targets = [Target(**t) for t in spec["targets"]]
-    sessions: dict[str | None, aiohttp.ClientSession] = {}
+    # one session per user and portal (the bench serves two: with and without the policies)
+    sessions: dict[tuple[str | None, str], aiohttp.ClientSession] = {}
     latencies: dict[str, list[float]] = {t.key: [] for t in targets}
     elapsed = dict.fromkeys(latencies, 0.0)
     errors = dict.fromkeys(latencies, 0)
+
+    def session_of(t: Target) -> aiohttp.ClientSession:
+        return sessions[t.user, _origin(t.url)]
+
     try:
         for t in targets:
-            if t.user not in sessions:
+            if (t.user, _origin(t.url)) not in sessions:
                 connector = aiohttp.TCPConnector(limit=CONCURRENCY)
                 # unsafe: keep cookies of an IP-address host (the portal listens on 127.0.0.1)
-                sessions[t.user] = aiohttp.ClientSession(
+                sessions[t.user, _origin(t.url)] = aiohttp.ClientSession(
                     connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True))
                 if t.user:
-                    await _login(sessions[t.user], spec["base"], t.user)
-            await _hammer(sessions[t.user], t.url, WARMUP_S)
+                    await _login(session_of(t), _origin(t.url), t.user)
+            await _hammer(session_of(t), t.url, WARMUP_S)
         for _ in range(ROUNDS):
             for t in targets:
                 print(json.dumps({"event": "start", "key": t.key}), flush=True)
                 started = time.perf_counter()
-                got, failed = await _hammer(sessions[t.user], t.url, DURATION_S / ROUNDS)
+                got, failed = await _hammer(session_of(t), t.url, DURATION_S / ROUNDS)
                 elapsed[t.key] += time.perf_counter() - started
                 print(json.dumps({"event": "stop", "key": t.key}), flush=True)
                 latencies[t.key] += got
@@ -247,8 +307,17 @@ async def client_main(spec: dict[str, Any]) -> None:
         # the wait for the 31 requests ahead (Little's law), whatever a request itself costs.
         alone: dict[str, list[float]] = {}
         for t in targets:
-            alone[t.key], _ = await _hammer(sessions[t.user], t.url, SOLO_S, concurrency=1)
+            alone[t.key], _ = await _hammer(session_of(t), t.url, SOLO_S, concurrency=1)
             alone[t.key].sort()
+        # A page and its twin without the policies, one request each in turn: whatever else
+        # the machine does falls on both alike, so their medians compare even when throughput
+        # figures of other slices wander.
+        by_key = {t.key: t for t in targets}
+        paired = {}
+        for key in ("list", "detail"):
+            twin = by_key[f"{key}_no_rls"]
+            paired[key], paired[twin.key] = await _alternate(
+                session_of(by_key[key]), by_key[key].url, session_of(twin), twin.url, PAIRED_S)
     finally:
         for s in sessions.values():
             await s.close()
@@ -258,6 +327,7 @@ async def client_main(spec: dict[str, Any]) -> None:
         results[key] = {"rps": len(lat) / elapsed[key], "p50_ms": 1000 * statistics.median(lat),
                         "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
                         "requests": len(lat), "errors": errors[key],
+                        "paired_p50_ms": 1000 * statistics.median(paired[key]) if key in paired else None,
                         "solo_p50_ms": 1000 * statistics.median(alone[key]),
                         "solo_p99_ms": 1000 * alone[key][min(len(alone[key]) - 1, int(len(alone[key]) * 0.99))]}
     print(json.dumps({"event": "done", "results": results}), flush=True)
@@ -274,7 +344,8 @@ def rss_mb() -> float:
     return 0.0
 
 
-async def serve_and_measure(dsn: str, state: Path, data: dict[str, Any]) -> dict[str, Any]:
+async def serve_and_measure(dsn: str, no_rls_dsn: str, state: Path,
+                            data: dict[str, Any]) -> dict[str, Any]:
     config_path = state / "config.toml"
     config_path.write_text(f"""
 [database]
@@ -296,24 +367,30 @@ level = "WARNING"
     cfg = load_config(config_path)
     runners = []
     ports = []
-    for app in (build_app(cfg, dsn, setup_web=setup_web, background=False), reference_app(dsn)):
+    for app in (build_app(cfg, dsn, setup_web=setup_web, background=False), reference_app(dsn),
+                build_app(cfg, no_rls_dsn, setup_web=setup_web, background=False)):
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         runners.append(runner)
         ports.append(port)
-    base, ref = (f"http://127.0.0.1:{p}" for p in ports)
+    base, ref, no_rls = (f"http://127.0.0.1:{p}" for p in ports)
     targets = [
         Target("ceiling", "ceiling (trivial handler)", f"{ref}/ceiling", None),
         Target("floor", "floor (list query + JSON)", f"{ref}/floor", None),
+        # each page beside its twin without the policies: adjacent slices of the round-robin
+        # meet the same background load on the machine
         Target("list", "list page (full@acme)", f"{base}/tickets", "full@acme"),
+        Target("list_no_rls", "list page, policies off", f"{no_rls}/tickets", "full@acme"),
         Target("detail", "detail page (full@acme)", f"{base}/tickets/{data['detail_id']}", "full@acme"),
+        Target("detail_no_rls", "detail page, policies off", f"{no_rls}/tickets/{data['detail_id']}",
+               "full@acme"),
         Target("api", "api list (full@acme)", f"{base}/api/v1/tickets", "full@acme"),
         Target("sub_list", "sub list (sub1, my tickets)", f"{base}/tickets", "sub1"),
         Target("sub_search", "sub search (sub1)", f"{base}/tickets?q={SUB_SEARCH.replace(' ', '+')}", "sub1"),
     ]
-    spec = {"base": base, "targets": [t.__dict__ for t in targets]}
+    spec = {"targets": [t.__dict__ for t in targets]}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--client", stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE)
@@ -370,19 +447,34 @@ def report(data: dict[str, Any], measured: dict[str, Any]) -> None:
     steady = max(measured["rss"].values(), default=0.0)
     print(f"daemon RSS: at most {steady:.0f} MB while measured; peak {measured['peak']:.0f} MB "
           f"(logins: each argon2id check takes 64 MiB for a moment)")
+    costs = {page: 1 - results[page]["rps"] / results[f"{page}_no_rls"]["rps"]
+             for page in ("list", "detail")}
+    print("row-level security: " + "; ".join(
+        f"{page} {results[page]['rps']:.0f} req/s with the policies, "
+        f"{results[f'{page}_no_rls']['rps']:.0f} without: they cost {100 * cost:.1f} % of its throughput"
+        for page, cost in costs.items()) + f" (goal < {100 * RLS_GOAL:.0f} %)")
+    # one client, a page and its twin in turn: the time the policies add to each request
+    print("row-level security, one client asking a page and its twin in turn: " + "; ".join(
+        f"{page} p50 {results[page]['paired_p50_ms']:.2f} ms with the policies, "
+        f"{results[f'{page}_no_rls']['paired_p50_ms']:.2f} ms without "
+        f"({100 * (1 - results[f'{page}_no_rls']['paired_p50_ms'] / results[page]['paired_p50_ms']):.1f} % "
+        "of the time)" for page in ("list", "detail")))
     floor = results["floor"]["rps"]
     names = {"list": "list page", "detail": "detail", "api": "api", "sub_list": "sub list",
              "sub_search": "sub search"}
     ratios = [f"{label} {results[key]['rps'] / floor:.2f}x" + (" floor" if key == "list" else "")
               for key, label in names.items()]
-    print(", ".join(ratios) + f" (goal >= {GOAL}x)")
+    print(", ".join(ratios) + f" (goal >= {GOAL}x); row-level security costs "
+          + ", ".join(f"{page} {100 * cost:.1f} %" for page, cost in costs.items())
+          + f" (goal < {100 * RLS_GOAL:.0f} %)")
 
 
 async def server_main(dsn: str, root: Path) -> None:
     started = time.perf_counter()
     data = await load_data(dsn)
+    no_rls = await copy_without_row_security(dsn)
     print(f"loaded in {time.perf_counter() - started:.1f} s", flush=True)
-    measured = await serve_and_measure(dsn, root, data)
+    measured = await serve_and_measure(dsn, no_rls, root, data)
     report(data, measured)
 
 
