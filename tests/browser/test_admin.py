@@ -239,3 +239,77 @@ async def test_admin_in_the_browser(browser, portal: str, demo_dsn: str) -> None
     await admin.get_by_label("Name").focus()
     assert await admin.evaluate("document.activeElement.id") == "create-name"
     await admin_ctx.close()
+
+
+async def _tabs(page) -> list[str]:
+    nav = page.get_by_role("navigation", name="Main")
+    return [t.strip() for t in await nav.get_by_role("link").all_inner_texts()]
+
+
+async def test_employee_rights_and_own_tickets_in_the_browser(browser, portal: str, demo_dsn: str) -> None:
+    """An administrator gives a copy of Subcontractors the contracts and the public documents
+    in the grid and moves sub1 into it: sub1's next page has those tabs, the documents list
+    holds only public ones, and they go again with documents=none. own@acme lists only the
+    tickets they raised."""
+    conn = await asyncpg.connect(demo_dsn)
+    try:
+        sub1_id = await conn.fetchval("SELECT id FROM employees WHERE username = 'sub1'")
+        raised = {r["number"] for r in await conn.fetch(
+            """SELECT t.number FROM tickets t JOIN customer_web_users w ON w.id = t.created_by_webuser
+                WHERE w.username = 'own@acme' AND t.status <> 'closed'""")}
+        others = {r["number"] for r in await conn.fetch(
+            """SELECT t.number FROM tickets t JOIN accounts a ON a.id = t.account_id
+                WHERE a.name = 'Acme' AND t.status <> 'closed' AND t.created_by_webuser IS DISTINCT FROM
+                      (SELECT id FROM customer_web_users WHERE username = 'own@acme')""")}
+    finally:
+        await conn.close()
+    sub_ctx = await _context(browser, portal)
+    sub = await sub_ctx.new_page()
+    await _log_in(sub, "sub1", DEMO_PASSWORD, "/tickets")
+    assert await _tabs(sub) == ["Tickets", "Knowledge base"]
+
+    admin_ctx = await _context(browser, portal)
+    admin = await admin_ctx.new_page()
+    await _log_in(admin, "admin", DEMO_PASSWORD, "/admin/employee-groups")
+    await admin.get_by_label("Name").fill("Field subs")
+    await admin.get_by_label("Start from").select_option("Subcontractors")
+    await admin.get_by_role("button", name="Create group").click()
+    await admin.wait_for_url(re.compile(r"/admin/employee-groups/\d+$"))
+    group_id = int(admin.url.rsplit("/", 1)[1])
+    await admin.goto("/admin/employee-groups")
+    assert await admin.locator(f"#g{group_id}-documents").input_value() == "none"
+    await admin.locator(f"#g{group_id}-contracts").check()
+    await admin.locator(f"#g{group_id}-documents").select_option("public")
+    await admin.locator(f"#levels-{group_id} button").click()
+    assert 'Saved "Field subs": contracts on, documents public.' in await _notice(admin)
+    await _shot(admin, "employee_groups_rights")
+    await admin.goto(f"/admin/employees/{sub1_id}")
+    await admin.get_by_label("Group", exact=True).select_option("Field subs")
+    await admin.get_by_role("button", name="Change group").click()
+
+    await sub.goto("/tickets")
+    assert await _tabs(sub) == ["Tickets", "Contracts", "Documents", "Knowledge base"]
+    await sub.get_by_role("navigation", name="Main").get_by_role("link", name="Documents").click()
+    listing = await sub.locator("main").inner_text()
+    assert "Network overview" in listing and "Firewall change log (internal)" not in listing
+    await sub.screenshot(path=str(SCREENSHOTS / "subcontractor_documents.png"), full_page=True)
+
+    await admin.goto("/admin/employee-groups")
+    await admin.locator(f"#g{group_id}-documents").select_option("none")
+    await admin.locator(f"#levels-{group_id} button").click()
+    assert "documents none" in await _notice(admin)
+    await sub.goto("/tickets")
+    assert await _tabs(sub) == ["Tickets", "Contracts", "Knowledge base"]
+    response = await sub.goto("/documents")
+    assert response is not None and response.status == 403
+    await admin_ctx.close()
+    await sub_ctx.close()
+
+    own_ctx = await _context(browser, portal)
+    own = await own_ctx.new_page()
+    await _log_in(own, "own@acme", DEMO_PASSWORD, "/tickets")
+    listing = await own.locator("main").inner_text()
+    assert raised and all(number in listing for number in raised)
+    assert others and not any(number in listing for number in others)
+    await own.screenshot(path=str(SCREENSHOTS / "own_tickets_list.png"), full_page=True)
+    await own_ctx.close()
