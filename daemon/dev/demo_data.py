@@ -15,14 +15,18 @@ Employees (mail addresses at msp.example):
   sub2   Subcontractors, Globex and Initech, 70.00/h, no status-change mail
   License: at least 10 seats.
 Tickets, per account: open, in-progress/waiting and closed tickets with priorities and linked
-  assets; some assigned to the account's subcontractor, some to tech, one unassigned; own@acme
-  raised two of Acme's (an open one of sub1's with a public and an internal file, a closed
-  one of tech's), the other Acme tickets were raised by others. The main
+  assets; some assigned to the account's subcontractor, some to tech, one to admin, one
+  unassigned; own@acme raised two of Acme's (an open one of sub1's with a public and an
+  internal file, a closed one of tech's), the other Acme tickets were raised by others. The main
   ticket of each account (Acme: file share read-only, sub1; Globex: mail queue stuck, sub2;
   Initech: printer error, sub2) carries everything: recipients; history notes by the
   subcontractor, by tech and (Acme, Globex) by the customer; charges of all three kinds logged
   by the subcontractor *and* by tech, so a subcontractor sees only their own; a public and a
   non-public email; a public attachment and non-public ones by the subcontractor and by tech.
+  The first ticket of each login's default list (newest open, assigned to the employee) has
+  a note, an email, an attachment and a charge that login may see: Acme's battery ticket
+  (own@acme, sub1) for the Acme users and sub1, Globex's monitor quote for full@globex and
+  tech, the Initech printer ticket for sub2, and Initech's calendar ticket, assigned to admin.
 Assets with configuration notes (2–3 per account); contracts active, expired, pending and
   cancelled, with contract charges; documents public and internal (text and PNG); quotes open,
   accepted (by the account's Full user), declined and expired (valid_until in the past).
@@ -224,6 +228,8 @@ TICKETS: list[Ticket] = [
            notes=(("own@acme", 7, "It is the laptop from last year's order."),
                   ("sub1", 5, "Battery health is at 61 percent; a replacement is ordered.")),
            charges=(Charge("sub1", "labor", "Battery diagnosis", "0.5"),),
+           emails=(Email(True, "sub1@msp.example", "olga@acme.example", "Your laptop battery",
+                         "The replacement battery is ordered; I fit it when it arrives.", "sub1"),),
            files=(File("battery-report.txt", _text("Design capacity 57 Wh, full charge 35 Wh"), True, "own@acme"),
                   File("battery-order.txt", _text("Order 8812: laptop battery, 1 pc"), False, "sub1"))),
     Ticket("Acme", "Please install the new VPN client on my laptop.",
@@ -255,8 +261,17 @@ TICKETS: list[Ticket] = [
            charges=(Charge("sub2", "labor", "VLAN configuration", "3"),
                     Charge("sub2", "part", "PoE injector", "2", "35.00"))),
     Ticket("Globex", "Quote request: a second monitor for every desk.",
-           "low", "waiting", "full@globex", 80, assigned="tech",
-           notes=(("tech", 78, "Quote Q-2003 sent; waiting for approval."),)),
+           "low", "waiting", "full@globex", 80, assigned="tech", recipients=("tech",),
+           notes=(("full@globex", 79, "Twelve desks; 24-inch screens are enough."),
+                  ("tech", 78, "Quote Q-2003 sent; waiting for approval.")),
+           charges=(Charge("tech", "labor", "Desk survey and quote", "0.75"),
+                    Charge("tech", "part", "Monitor arm (sample)", "1", "45.00")),
+           emails=(Email(True, "tech@msp.example", "gina@globex.example", "Your quote Q-2003",
+                         "Please find quote Q-2003 in the portal; it is valid for 45 days.", "tech"),
+                   Email(False, "tech@msp.example", "admin@msp.example", "Internal: monitor margin",
+                         "Distributor price 151.00 per screen.", "tech")),
+           files=(File("desk-plan.png", _png(40, 24, (60, 160, 200)), True, "full@globex"),
+                  File("monitor-offers.txt", _text("Three distributor offers compared."), False, "tech"))),
     # -- Initech (subcontractor sub2; no customer web user) --
     Ticket("Initech", "The printer shows PC LOAD LETTER on every job.",
            "urgent", "open", "tech", 20, assigned="sub2", asset="INI-PRN-2",
@@ -279,7 +294,16 @@ TICKETS: list[Ticket] = [
            notes=(("tech", 491, "Certificate renewed; valid for two years."),),
            charges=(Charge("tech", "labor", "Certificate renewal", "1.5"),)),
     Ticket("Initech", "Set up a shared calendar for the sales team.",
-           "normal", "open", "admin", 5, assigned="sub2"),
+           "normal", "open", "admin", 5, assigned="admin", recipients=("admin", "tech"),
+           notes=(("admin", 4.5, "Calendar created; the sales team gets editor rights."),
+                  ("tech", 4, "Added the calendar to the mobile profiles.")),
+           charges=(Charge("admin", "labor", "Calendar set-up", "0.5"),
+                    Charge("tech", "labor", "Mobile profile update", "0.25"),
+                    Charge("admin", "expense", "Calendar add-on, one month", "1", "6.00")),
+           emails=(Email(True, "admin@msp.example", "sales@initech.example", "Your shared calendar",
+                         "The calendar 'Sales' is ready; it shows in Outlook after a restart.", "admin"),),
+           files=(File("calendar-howto.txt", _text("Open Outlook, choose Calendars, then Sales."), True, "admin"),
+                  File("calendar-rights.txt", _text("Editors: the sales team. Owner: admin."), False, "admin"))),
 ]
 
 # account → (name, status, terms, starts in days, ends in days, contract charges)
