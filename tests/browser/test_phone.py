@@ -142,11 +142,17 @@ async def test_a_mailed_alert_on_a_phone_to_a_note(mailing_portal: str, browser,
     await menu.click()
     await expect(nav.get_by_role("link", name="Tickets")).to_be_hidden()
 
-    for action in (page.get_by_role("button", name="Add note"),
-                   page.locator("summary", has_text="Log labor"),
-                   page.get_by_role("button", name="Upload", exact=True),
-                   page.get_by_role("button", name="Close ticket")):
+    # the actions: a jump link each at the top, and each form on screen, never sideways
+    jump = page.get_by_role("navigation", name="Ticket actions")
+    for link, action in (("Note", page.get_by_role("button", name="Add note")),
+                         ("Charge", page.locator("summary", has_text="Log labor")),
+                         ("Attachment", page.get_by_role("button", name="Upload", exact=True)),
+                         ("Close", page.get_by_role("button", name="Close ticket"))):
+        await page.evaluate("window.scrollTo(0, 0)")
+        await jump.get_by_role("link", name=link, exact=True).click()
+        await expect(action).to_be_in_viewport()
         await assert_on_screen(page, action, width)
+    await assert_on_screen(page, page.locator("table.reflow td[data-label=Amount]").first, width)
     await page.locator("summary", has_text="Log labor").click()
     await assert_on_screen(page, page.locator("#charge-labor-hours"), width)
     await assert_fits(page, width)
@@ -168,11 +174,11 @@ def page_shape(path: str) -> str:
     return re.sub(r"[0-9]+", "N", path)
 
 
-async def crawl(page, portal: str, start: str, width: int) -> dict[str, tuple[int, list[str]]]:
-    """Every page reachable from `start` by the links the portal shows: shape → its width and
-    what reaches past `width`."""
+async def crawl(page, portal: str, username: str, width: int) -> dict[str, tuple[int, list[str]]]:
+    """Every page reachable from the home page by the links the portal shows to `username`:
+    shape → its width and what reaches past `width`."""
     seen: dict[str, tuple[int, list[str]]] = {}
-    queue = [start]
+    queue = ["/"]
     while queue:
         path = queue.pop(0)
         if page_shape(path) in seen:
@@ -180,6 +186,7 @@ async def crawl(page, portal: str, start: str, width: int) -> dict[str, tuple[in
         response = await page.goto(portal + path)
         assert response is not None and response.ok, (path, response and response.status)
         wide = await page_width(page)
+        await shot(page, f"q-{width}-{username}-{page_shape(path).strip('/').replace('/', '-') or 'home'}")
         seen[page_shape(path)] = (wide, await page.evaluate(OVERFLOWING, width) if wide > width else [])
         for href in await page.eval_on_selector_all("a[href^='/']", "as => as.map(a => a.getAttribute('href'))"):
             target = urlsplit(href)
@@ -204,7 +211,7 @@ async def test_no_page_is_wider_than_a_small_phone(portal: str, browser, usernam
     await assert_fits(page, width)
     await log_in(page, username)
     await page.wait_for_url(f"{portal}/")
-    widths = await crawl(page, portal, "/", width)
+    widths = await crawl(page, portal, username, width)
     assert at_least <= set(widths), sorted(set(widths))
     too_wide = {shape: w for shape, w in widths.items() if w[0] > width}
     assert not too_wide, f"{username}: pages wider than {width} px: {too_wide}"
