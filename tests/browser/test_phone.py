@@ -19,13 +19,14 @@ from aiohttp import web
 
 from daemon.app import build_app
 from daemon.db.embedded import free_port
+from tests.browser.test_reply_loop import demo_portal
 from tests.browser.test_tickets import CHROMIUM, TIMEOUT_MS, browser, log_in, notice, portal, shot
 from tests.support.config import with_settings
-from tests.support.mail import forget_mail
+from tests.support.mail import forget_mail, wait_until
 from tests.support.smtp import SmtpSink
 from web.routes import setup_web
 
-__all__ = ["browser", "portal"]  # the fixtures, shared with the ticket pages' tests
+__all__ = ["browser", "demo_portal", "portal"]  # fixtures shared with the other browser tests
 
 pytestmark = [
     pytest.mark.browser,
@@ -97,6 +98,13 @@ async def assert_on_screen(page, locator, width: int) -> None:
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
 
 
+async def reassign(db, ticket: int, username: str) -> None:
+    """Another program reassigns the ticket: the database's trigger queues the alert."""
+    await db.execute("UPDATE tickets SET assigned_to = NULL WHERE id = $1", ticket)
+    await db.execute("UPDATE tickets SET assigned_to = (SELECT id FROM employees "
+                     "WHERE username = $2) WHERE id = $1", ticket, username)
+
+
 async def alert_link(sink: SmtpSink, recipient: str) -> str:
     for mail in await sink.wait_for_async(1):
         if recipient in mail.rcpt_tos:
@@ -105,44 +113,28 @@ async def alert_link(sink: SmtpSink, recipient: str) -> str:
     raise AssertionError(f"no mail to {recipient}")
 
 
-async def test_a_mailed_alert_on_a_phone_to_a_note(mailing_portal: str, browser, demo_db,
-                                                   smtp_sink: SmtpSink) -> None:
+async def assert_nav_folded(page, width: int) -> None:
+    """The navigation is folded: its summary shows, its links only once it is opened."""
     from playwright.async_api import expect
 
-    portal, width = mailing_portal, PHONE["width"]
-    ticket = await demo_db.fetchval(
-        """SELECT t.id FROM tickets t JOIN employees e ON e.id = t.assigned_to
-            WHERE e.username = 'sub1' AND t.status <> 'closed' ORDER BY t.id DESC LIMIT 1""")
-    # another program reassigns the ticket: the database's trigger queues sub1's alert
-    await demo_db.execute("UPDATE tickets SET assigned_to = NULL WHERE id = $1", ticket)
-    await demo_db.execute("UPDATE tickets SET assigned_to = (SELECT id FROM employees "
-                          "WHERE username = 'sub1') WHERE id = $1", ticket)
-    link = await alert_link(smtp_sink, "sub1@msp.example")
-    assert urlsplit(link).path == f"/tickets/{ticket}"
-
-    page = await phone_page(browser, PHONE)
-    await page.goto(link)
-    await expect(page).to_have_url(f"{portal}/login?next=/tickets/{ticket}")
-    await assert_fits(page, width)
-    await shot(page, "p1-phone-login-from-mail")
-    await log_in(page, "sub1")
-    await expect(page).to_have_url(link)
-    await assert_fits(page, width)
-
-    # the navigation is folded: its summary shows, its links do not until it is opened
     menu = page.locator("details.nav-toggle > summary")
-    nav = page.locator("nav#main-nav")
+    tickets = page.locator("nav#main-nav").get_by_role("link", name="Tickets")
     await expect(menu).to_be_visible()
-    await expect(nav.get_by_role("link", name="Tickets")).to_be_hidden()
+    await expect(tickets).to_be_hidden()
     await shot(page, "p2-phone-ticket")
     await menu.click()
-    await assert_on_screen(page, nav.get_by_role("link", name="Tickets"), width)
+    await assert_on_screen(page, tickets, width)
     await assert_fits(page, width)
     await shot(page, "p3-phone-menu-open")
     await menu.click()
-    await expect(nav.get_by_role("link", name="Tickets")).to_be_hidden()
+    await expect(tickets).to_be_hidden()
 
-    # the actions: a jump link each at the top, and each form on screen, never sideways
+
+async def assert_actions_reachable(page, width: int) -> None:
+    """Each action of the ticket has a jump link at the top, and its form is on screen,
+    never sideways; the charges read without scrolling the table."""
+    from playwright.async_api import expect
+
     jump = page.get_by_role("navigation", name="Ticket actions")
     for link, action in (("Note", page.get_by_role("button", name="Add note")),
                          ("Charge", page.locator("summary", has_text="Log labor")),
@@ -156,6 +148,31 @@ async def test_a_mailed_alert_on_a_phone_to_a_note(mailing_portal: str, browser,
     await page.locator("summary", has_text="Log labor").click()
     await assert_on_screen(page, page.locator("#charge-labor-hours"), width)
     await assert_fits(page, width)
+
+
+async def test_a_mailed_alert_on_a_phone_to_a_note(mailing_portal: str, browser, demo_db,
+                                                   smtp_sink: SmtpSink) -> None:
+    from playwright.async_api import expect
+
+    portal, width = mailing_portal, PHONE["width"]
+    ticket = await demo_db.fetchval(
+        """SELECT t.id FROM tickets t JOIN employees e ON e.id = t.assigned_to
+            WHERE e.username = 'sub1' AND t.status <> 'closed' ORDER BY t.id DESC LIMIT 1""")
+    await reassign(demo_db, ticket, "sub1")
+    link = await alert_link(smtp_sink, "sub1@msp.example")
+    assert urlsplit(link).path == f"/tickets/{ticket}"
+
+    page = await phone_page(browser, PHONE)
+    await page.goto(link)
+    await expect(page).to_have_url(f"{portal}/login?next=/tickets/{ticket}")
+    await assert_fits(page, width)
+    await shot(page, "p1-phone-login-from-mail")
+    await log_in(page, "sub1")
+    await expect(page).to_have_url(link)
+    await assert_fits(page, width)
+
+    await assert_nav_folded(page, width)
+    await assert_actions_reachable(page, width)
 
     await page.get_by_label("Add a note").fill("Battery fitted; holds a charge for nine hours.")
     await page.get_by_role("button", name="Add note").click()
@@ -174,11 +191,12 @@ def page_shape(path: str) -> str:
     return re.sub(r"[0-9]+", "N", path)
 
 
-async def crawl(page, portal: str, username: str, width: int) -> dict[str, tuple[int, list[str]]]:
-    """Every page reachable from the home page by the links the portal shows to `username`:
-    shape → its width and what reaches past `width`."""
+async def crawl(page, portal: str, username: str, width: int,
+                within: str = "/") -> dict[str, tuple[int, list[str]]]:
+    """Every page under `within` reachable from it by the links the portal shows to
+    `username`: shape → its width and what reaches past `width`."""
     seen: dict[str, tuple[int, list[str]]] = {}
-    queue = ["/"]
+    queue = [within]
     while queue:
         path = queue.pop(0)
         if page_shape(path) in seen:
@@ -190,7 +208,8 @@ async def crawl(page, portal: str, username: str, width: int) -> dict[str, tuple
         seen[page_shape(path)] = (wide, await page.evaluate(OVERFLOWING, width) if wide > width else [])
         for href in await page.eval_on_selector_all("a[href^='/']", "as => as.map(a => a.getAttribute('href'))"):
             target = urlsplit(href)
-            if not NOT_PAGES.search(target.path) and page_shape(target.path) not in seen:
+            if (target.path.startswith(within) and not NOT_PAGES.search(target.path)
+                    and page_shape(target.path) not in seen):
                 queue.append(target.path + (f"?{target.query}" if target.query else ""))
     return seen
 
@@ -215,4 +234,27 @@ async def test_no_page_is_wider_than_a_small_phone(portal: str, browser, usernam
     assert at_least <= set(widths), sorted(set(widths))
     too_wide = {shape: w for shape, w in widths.items() if w[0] > width}
     assert not too_wide, f"{username}: pages wider than {width} px: {too_wide}"
+    await page.context.close()
+
+
+async def test_the_caught_mail_pages_fit_a_small_phone(demo_portal, browser, demo_db) -> None:
+    """The demo's caught-mail pages (an admin page of `make run`) at 360 px as well."""
+    portal, catcher = demo_portal
+    width = SMALL_PHONE["width"]
+    ticket = await demo_db.fetchval("SELECT t.id FROM tickets t JOIN employees e ON e.id = t.assigned_to "
+                                    "WHERE e.username = 'sub1' AND t.status <> 'closed' LIMIT 1")
+    await reassign(demo_db, ticket, "sub1")
+
+    async def caught() -> bool:
+        return any(catcher.directory.glob("*.eml"))
+
+    assert await wait_until(caught), "the alert was not caught"
+    page = await phone_page(browser, SMALL_PHONE)
+    await page.goto(f"{portal}/admin/caught-mail")
+    await log_in(page, "admin")
+    await page.wait_for_url(f"{portal}/admin/caught-mail")
+    widths = await crawl(page, portal, "admin", width, within="/admin/caught-mail")
+    assert {"/admin/caught-mail", "/admin/caught-mail/N-N-N"} <= set(widths), sorted(widths)
+    too_wide = {shape: w for shape, w in widths.items() if w[0] > width}
+    assert not too_wide, f"caught mail: pages wider than {width} px: {too_wide}"
     await page.context.close()
