@@ -27,6 +27,7 @@ from daemon.appkeys import (
     OUTBOX,
     POOL,
     PRIVILEGES,
+    REUSE_PORT,
     SCHEDULER,
     SETTINGS,
 )
@@ -51,11 +52,12 @@ FORM_MAX_BYTES = 1024 * 1024
 
 
 def build_app(cfg: Config, dsn: str, *, setup_web: SetupWeb, background: bool = True,
-              caught_mail: Path | None = None) -> web.Application:
+              caught_mail: Path | None = None, reuse_port: bool = False) -> web.Application:
     """The whole daemon as one Application. `setup_web` adds the routes, middlewares and
     templates of the portal. `background=False` leaves out the mail worker and the scheduler
     (tests of the portal alone). `caught_mail`: demo mode, the folder of the mail catcher
-    (the portal then shows its mails to administrators)."""
+    (the portal then shows its mails to administrators). `reuse_port`: one of several worker
+    processes sharing the HTTP and inbound SMTP ports (daemon/supervisor.py)."""
     quiet_client_mistakes()
     # the guard is outermost: it must know of a request before anything reads its body
     app = web.Application(client_max_size=FORM_MAX_BYTES, middlewares=[guard_middleware])
@@ -63,6 +65,7 @@ def build_app(cfg: Config, dsn: str, *, setup_web: SetupWeb, background: bool = 
     app[DSN] = dsn
     app[METRICS] = Metrics()
     app[BACKGROUND] = []
+    app[REUSE_PORT] = reuse_port
     # The cache loads first; the listener then LISTENs, reloads and vouches for it. Both run
     # with background=False too: the portal is wrong without hot reload.
     app.cleanup_ctx.extend([database_ctx, privileges_ctx, listener_ctx])
@@ -163,7 +166,8 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
 async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
     """The SMTP listener for replies by mail; stopped first, so a reply being stored finishes
     while the pool is still there."""
-    server = InboundServer(pool=app[POOL], settings=app[SETTINGS], metrics=app[METRICS])
+    server = InboundServer(pool=app[POOL], settings=app[SETTINGS], metrics=app[METRICS],
+                           reuse_port=app[REUSE_PORT])
     app[INBOUND] = server
     app[BACKGROUND].append(await server.start())
     try:

@@ -31,3 +31,5 @@ SCHEDULER = web.AppKey("scheduler", MailScheduler)
 # replies by mail ([inbound] enabled), and in demo mode the folder the mail catcher fills
 INBOUND = web.AppKey("inbound", InboundServer)
 CAUGHT_MAIL = web.AppKey("caught_mail", Path)
+# a worker of `portald run --workers N`: its listening sockets share their ports (SO_REUSEPORT)
+REUSE_PORT = web.AppKey("reuse_port", bool)

@@ -96,7 +96,25 @@ def _networks(raw: Any) -> tuple[str, ...]:
         raise _refuse(f"not an IP address or network: {exc}") from None
 
 
+MAX_WORKERS = 256
+
+
+def _worker_count(raw: Any) -> int:
+    """[http] workers: a whole number of processes, or "auto" for one per CPU this process
+    may run on (its affinity, which a container or `taskset` may narrow)."""
+    if isinstance(raw, str) and raw.strip().lower() == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    try:
+        count = _whole_number(raw)
+    except PydanticCustomError:
+        raise _refuse(f'must be a whole number or "auto" (got {raw!r})') from None
+    if not 1 <= count <= MAX_WORKERS:
+        raise _refuse(f'must be 1..{MAX_WORKERS} or "auto" (got {count})')
+    return count
+
+
 Int = Annotated[int, BeforeValidator(_whole_number)]
+Workers = Annotated[int, BeforeValidator(_worker_count)]
 # NoDecode: the environment's text goes to _networks as it is, not through JSON first
 Networks = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_networks)]
 Bool = Annotated[bool, BeforeValidator(_true_or_false)]
@@ -137,6 +155,7 @@ class HttpConfig(Section):
     body_timeout_s: Int = 120  # and its body within this after them
     metrics_allow: Networks = ("127.0.0.0/8", "::1/128")  # who may read /metrics …
     metrics_token: Str = Field(default="", repr=False)  # … or anyone with this bearer token
+    workers: Workers = 1  # serving processes on one port (SO_REUSEPORT); 1: no supervisor
 
 
 class SmtpConfig(Section):

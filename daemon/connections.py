@@ -137,10 +137,11 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
 class GuardedSite(web.BaseSite):
     """A TCP site whose connections are guarded (aiohttp's TCPSite, plus the guard)."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: Limits,
-                 **kwargs: Any) -> None:
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: Limits, *,
+                 reuse_port: bool = False, **kwargs: Any) -> None:
         super().__init__(runner, **kwargs)
         self._host, self._port, self._limits = host, port, limits
+        self._reuse_port = reuse_port  # workers of one daemon share the port
 
     @property
     def name(self) -> str:
@@ -153,4 +154,4 @@ class GuardedSite(web.BaseSite):
         limits = self._limits
         self._server = await asyncio.get_running_loop().create_server(
             lambda: ConnectionGuard(server(), limits), self._host, self._port,
-            reuse_address=True, backlog=self._backlog)
+            reuse_address=True, reuse_port=self._reuse_port, backlog=self._backlog)

@@ -16,10 +16,14 @@ class _OneLine(logging.Formatter):
         return super().format(record).replace("\n", " | ")
 
 
-def setup_logging(level: str = "INFO") -> None:
+def setup_logging(level: str = "INFO", *, tag: str | None = None) -> None:
+    """`tag` names the process in each line: the workers of `portald run --workers N` share
+    one journal stream."""
     under_journald = bool(os.environ.get("JOURNAL_STREAM")) and not sys.stderr.isatty()
     fmt = "%(levelname)s %(name)s: %(message)s" if under_journald else \
         "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if tag:
+        fmt = fmt.replace("%(name)s", f"[{tag.replace('%', '%%')}] %(name)s")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLine(fmt))
     root = logging.getLogger()

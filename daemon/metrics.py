@@ -1,9 +1,27 @@
-"""Prometheus metrics of one daemon: a registry per application, so tests may run several."""
+"""Prometheus metrics of one daemon: a registry per application, so tests may run several.
+
+With `portald run --workers N` every worker process writes its figures to files in a private
+directory named by PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode, set up by
+daemon/supervisor.py), and any worker's /metrics reads them all: counters and histograms are
+summed over the workers (those that died and were restarted included), each gauge says how
+its workers' values combine (`multiprocess_mode`)."""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def worker_restarts(registry: CollectorRegistry | None) -> Counter:
+    """Counted by the supervisor; every worker defines it too, so that it reads 0 (not
+    absent) before the first restart and with a single process."""
+    return Counter("portald_worker_restarts", "worker processes restarted after they died",
+                   registry=registry)
 
 
 class Metrics:
@@ -18,9 +36,11 @@ class Metrics:
         self.privilege_reloads = Counter("portald_privilege_reloads", "privilege snapshot reloads",
                                          registry=r)
         self.privilege_version = Gauge("portald_privilege_version", "loaded privilege version",
-                                       registry=r)
+                                       registry=r,
+                                       multiprocess_mode="livemin")
         self.listener_connected = Gauge("portald_listener_connected",
-                                        "1 while the LISTEN connection is up", registry=r)
+                                        "1 while the LISTEN connection is up", registry=r,
+                                        multiprocess_mode="livemin")
         # principals read straight from the database because the cache was not vouched for
         self.privilege_direct_reads = Counter("portald_privilege_direct_reads",
                                               "principals read bypassing the cache", registry=r)
@@ -32,11 +52,14 @@ class Metrics:
                                      "(reason recorded on the outbox row)", registry=r)
         # The queue lives in the database: each instance reports the whole queue (refreshed
         # every few seconds by its mail worker), so any one instance's figure is the truth.
-        self.outbox_queued = Gauge("portald_outbox_queued", "mails waiting in the outbox", registry=r)
+        self.outbox_queued = Gauge("portald_outbox_queued", "mails waiting in the outbox", registry=r,
+                                   multiprocess_mode="livemax")
         self.outbox_leased = Gauge("portald_outbox_leased",
-                                   "queued mails leased to a sender right now", registry=r)
+                                   "queued mails leased to a sender right now", registry=r,
+                                   multiprocess_mode="livemax")
         self.outbox_oldest_age = Gauge("portald_outbox_oldest_queued_age_seconds",
-                                       "age of the oldest mail still queued (0: none)", registry=r)
+                                       "age of the oldest mail still queued (0: none)", registry=r,
+                                       multiprocess_mode="livemax")
         self.logins = Counter("portald_logins", "login attempts", ["result"], registry=r)
         # result: accepted or refused; reason: stored, duplicate, or why it was refused
         self.inbound_replies = Counter("portald_inbound_replies", "replies by mail",
@@ -44,6 +67,12 @@ class Metrics:
         self.password_checks = Counter("portald_password_checks",
                                        "passwords checked against their hash (logins and "
                                        "password changes)", registry=r)
+        self.worker_restarts = worker_restarts(r)
 
     def render(self) -> bytes:
+        if os.environ.get(MULTIPROC_ENV):
+            # the whole daemon: every worker's files, read afresh for each scrape
+            combined = CollectorRegistry()
+            MultiProcessCollector(combined)
+            return generate_latest(combined)
         return generate_latest(self.registry)

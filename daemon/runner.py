@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -22,6 +24,9 @@ from daemon.mail.inbound import InboundError
 from daemon.notify import SystemdNotifier, watchdog_interval_s
 from daemon.queries import health
 
+if TYPE_CHECKING:
+    from daemon.dev.catcher import MailCatcher
+
 log = logging.getLogger("portald.runner")
 
 # Requests still running at SIGTERM get this long to finish.
@@ -32,38 +37,72 @@ class BackgroundTaskDied(Exception):
     pass
 
 
-async def serve(cfg: Config, *, setup_web: SetupWeb, config_path: Path | None = None,
-                mail_catcher: bool | None = None) -> int:
-    """Serve until SIGTERM/SIGINT (exit 0) or until a background task dies (exit 1)."""
-    notifier = SystemdNotifier()
+class StartRefused(Exception):
+    """Start-up cannot go on; the reason is logged already."""
+
+
+def catcher_wanted(cfg: Config, mail_catcher: bool | None) -> bool:
+    return mail_catcher if mail_catcher is not None else cfg.mail.catcher
+
+
+@contextlib.asynccontextmanager
+async def prepared(cfg: Config, mail_catcher: bool | None) -> AsyncIterator[tuple[str, Path | None]]:
+    """What serving needs once per daemon, however many processes serve: the database
+    (started, when embedded) and migrated, and in demo mode the mail catcher. Yields the DSN
+    and the catcher's folder."""
     location = await asyncio.to_thread(locate_database, cfg)
     catcher = None
     try:
         async with connection(location.dsn) as conn:
             await migrations.migrate(conn)
-        if mail_catcher if mail_catcher is not None else cfg.mail.catcher:
-            from daemon.dev.catcher import CatcherError, MailCatcher
-
-            catcher = MailCatcher(cfg.state_dir / "mail", host=cfg.smtp.host, port=cfg.smtp.port)
-            try:
-                catcher.start()
-            except CatcherError as exc:
-                catcher = None
-                log.error("%s (is another portald running? set [smtp] port)", exc)
-                return 1
-            log.info("mail catcher listening on %s:%d, storing mail in %s",
-                     cfg.smtp.host, cfg.smtp.port, catcher.directory)
-        app = build_app(cfg, location.dsn, setup_web=setup_web,
-                        caught_mail=catcher.directory if catcher is not None else None)
-        return await _serve_app(app, cfg, notifier, config_path)
+        if catcher_wanted(cfg, mail_catcher):
+            catcher = _start_catcher(cfg)
+        yield location.dsn, catcher.directory if catcher is not None else None
     finally:
         if catcher is not None:
             catcher.stop()
         await asyncio.to_thread(location.close)
 
 
+def _start_catcher(cfg: Config) -> MailCatcher:
+    from daemon.dev.catcher import CatcherError, MailCatcher
+
+    catcher = MailCatcher(cfg.state_dir / "mail", host=cfg.smtp.host, port=cfg.smtp.port)
+    try:
+        catcher.start()
+    except CatcherError as exc:
+        log.error("%s (is another portald running? set [smtp] port)", exc)
+        raise StartRefused from None
+    log.info("mail catcher listening on %s:%d, storing mail in %s",
+             cfg.smtp.host, cfg.smtp.port, catcher.directory)
+    return catcher
+
+
+async def serve(cfg: Config, *, setup_web: SetupWeb, config_path: Path | None = None,
+                mail_catcher: bool | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (exit 0) or until a background task dies (exit 1)."""
+    notifier = SystemdNotifier()
+    try:
+        async with prepared(cfg, mail_catcher) as (dsn, caught):
+            app = build_app(cfg, dsn, setup_web=setup_web, caught_mail=caught)
+            return await _serve_app(app, cfg, notifier, config_path)
+    except StartRefused:
+        return 1
+
+
+async def serve_worker(cfg: Config, *, setup_web: SetupWeb, config_path: Path | None,
+                       mail_catcher: bool | None) -> int:
+    """One worker of `portald run --workers N`: its supervisor has started and migrated the
+    database (its DSN is in the environment) and runs the catcher, and reads what this
+    process tells systemd (NOTIFY_SOCKET points at the supervisor)."""
+    caught = cfg.state_dir / "mail" if catcher_wanted(cfg, mail_catcher) else None
+    app = build_app(cfg, cfg.database.dsn, setup_web=setup_web, caught_mail=caught,
+                    reuse_port=True)
+    return await _serve_app(app, cfg, SystemdNotifier(), config_path, reuse_port=True)
+
+
 async def _serve_app(app: web.Application, cfg: Config, notifier: SystemdNotifier,
-                     config_path: Path | None) -> int:
+                     config_path: Path | None, *, reuse_port: bool = False) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
@@ -78,7 +117,8 @@ async def _serve_app(app: web.Application, cfg: Config, notifier: SystemdNotifie
     try:
         site = GuardedSite(runner, cfg.http.host, cfg.http.port,
                            Limits(header_timeout_s=cfg.http.header_timeout_s,
-                                  body_timeout_s=cfg.http.body_timeout_s))
+                                  body_timeout_s=cfg.http.body_timeout_s),
+                           reuse_port=reuse_port)
         try:
             await site.start()
         except OSError as exc:

@@ -134,8 +134,11 @@ class _Protocol(SMTP):
 
 
 class InboundServer:
-    def __init__(self, *, pool: asyncpg.Pool, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, *, pool: asyncpg.Pool, settings: Settings, metrics: Metrics,
+                 reuse_port: bool = False) -> None:
         self.settings = settings
+        # several workers each listen on the port; the kernel spreads the MTA's connections
+        self._reuse_port = reuse_port
         self.handler = _Handler(Replies(pool=pool, settings=settings, metrics=metrics))
         self._server: asyncio.Server | None = None
         self._task: asyncio.Task | None = None
@@ -154,7 +157,8 @@ class InboundServer:
         cfg = self.settings.current.inbound
         try:
             self._server = await asyncio.get_running_loop().create_server(
-                self._protocol, host=cfg.host, port=cfg.port, reuse_address=True)
+                self._protocol, host=cfg.host, port=cfg.port, reuse_address=True,
+                reuse_port=self._reuse_port)
         except OSError as exc:
             raise InboundError(f"cannot listen for replies on {cfg.host}:{cfg.port}: "
                                f"{exc.strerror or exc}") from None
