@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from daemon.db.embedded import free_port
+from daemon.db.embedded import EmbeddedPostgres, free_port
 from tests.integration.test_run import run_config
 from tests.support.config import write_config
 from tests.support.daemon import start_daemon, wait_healthy
@@ -186,3 +186,44 @@ async def test_with_two_workers_each_mail_goes_once_and_the_digest_runs_once(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_the_embedded_database_and_the_mail_catcher_are_the_supervisors(tmp_path: Path) -> None:
+    """With no DSN the supervisor starts the embedded PostgreSQL once and hands the workers
+    its DSN; the demo catcher runs in the supervisor; the inbound SMTP port is shared by
+    the workers, as the HTTP port is."""
+    http_port, smtp_port, inbound_port = free_port(), free_port(), free_port()
+    state = tmp_path / "state"
+    cfg = write_config(tmp_path / "config.toml", {
+        "http": {"port": http_port, "public_url": f"http://127.0.0.1:{http_port}"},
+        "smtp": {"port": smtp_port}, "state": {"dir": str(state)},
+        "inbound": {"enabled": True, "port": inbound_port}})
+    # the test run's own PORTALD_ variables (a test DSN) must not reach this daemon
+    env = {k: "" for k in os.environ if k.startswith("PORTALD_")}
+    proc = await start_daemon(cfg, env=env, args=("--workers", "2", "--mail-catcher"))
+    assert proc.stderr is not None
+    log = Log(proc.stderr)
+    try:
+        await log.wait_for("portald.supervisor: serving with 2 workers", timeout=120)
+        workers = children(proc.pid)
+        assert len(workers) == 2, log.text
+        started = [line for line in log.lines if "embedded PostgreSQL started" in line]
+        assert len(started) == 1 and "[worker" not in started[0]
+        assert listening({proc.pid}, smtp_port) == {proc.pid}
+        assert listening(workers, smtp_port) == set()
+        assert listening(workers, inbound_port) == workers
+        assert await status_of_each(http_port, 3) == [200] * 3
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+        await log.wait_ended()
+        # the database goes last, once the workers have stopped with it still there
+        last_worker_stop = max(i for i, line in enumerate(log.lines)
+                               if "[worker" in line and "portald.runner: stopped" in line)
+        stops = [i for i, line in enumerate(log.lines) if "embedded PostgreSQL stopped" in line]
+        assert len(stops) == 1 and stops[0] > last_worker_stop
+        assert "Traceback" not in log.text
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await asyncio.to_thread(EmbeddedPostgres(state).destroy)
