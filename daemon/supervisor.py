@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
 import signal
 import socket
-import struct
 import sys
 import tempfile
 import time
@@ -51,6 +49,7 @@ from daemon.logs import set_level
 from daemon.metrics import MULTIPROC_ENV, worker_restarts
 from daemon.notify import SystemdNotifier, watchdog_interval_s
 from daemon.runner import SHUTDOWN_GRACE_S, StartRefused, prepared
+from daemon.worker_link import Reports
 
 log = logging.getLogger("portald.supervisor")
 
@@ -63,8 +62,6 @@ RESTART_RESET_S = 60.0
 RELOAD_S = 10.0  # the most a reload waits for the workers' READY=1
 STOP_S = SHUTDOWN_GRACE_S + 10.0  # a worker's own grace, and its clean-up after it
 
-_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -75,19 +72,11 @@ class Worker:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     reloaded: asyncio.Event = field(default_factory=asyncio.Event)
     last_ping: float = 0.0
+    reload_due: bool = False  # a SIGHUP came while it was starting: pass it on once it serves
 
     @property
     def pid(self) -> int:
         return self.proc.pid
-
-
-def follow_supervisor(supervisor_pid: int) -> None:
-    """In a worker: be told (SIGTERM, a graceful stop) when the supervisor dies, however it
-    dies, so that no worker outlives it."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != supervisor_pid:  # it died before the line above
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def probe_port(host: str, port: int, what: str) -> None:
@@ -107,37 +96,6 @@ def probe_port(host: str, port: int, what: str) -> None:
                 log.error("cannot listen on %s:%d: %s (is another portald running? set %s)",
                           host, port, exc.strerror, what)
                 raise StartRefused from None
-
-
-class Reports:
-    """The datagram socket the workers' NOTIFY_SOCKET names; each datagram goes to `on_report`
-    with its sender's pid."""
-
-    def __init__(self, path: Path, supervisor: Supervisor) -> None:
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        self._sock.bind(str(path))
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self._sock.setblocking(False)
-        self._supervisor = supervisor
-        asyncio.get_running_loop().add_reader(self._sock.fileno(), self._read)
-
-    def _read(self) -> None:
-        while True:
-            try:
-                data, ancillary, _, _ = self._sock.recvmsg(4096, socket.CMSG_SPACE(_CREDENTIALS.size))
-            except (BlockingIOError, InterruptedError):
-                return
-            pid = None
-            for level, kind, payload in ancillary:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                    pid = _CREDENTIALS.unpack(payload[:_CREDENTIALS.size])[0]
-            report = dict(line.partition("=")[::2] for line in data.decode(errors="replace").splitlines())
-            if pid is not None:
-                self._supervisor.on_report(pid, report)
-
-    def close(self) -> None:
-        asyncio.get_running_loop().remove_reader(self._sock.fileno())
-        self._sock.close()
 
 
 class Supervisor:
@@ -168,6 +126,9 @@ class Supervisor:
                 log.info("worker %d (pid %d) serving", worker.slot, pid)
             worker.ready.set()
             worker.reloaded.set()
+            if worker.reload_due:
+                worker.reload_due = False
+                self._send(worker, signal.SIGHUP)
             if len(self.workers) == self.count and all(w.ready.is_set() for w in self.workers.values()):
                 self.all_ready.set()
 
@@ -276,7 +237,10 @@ class Supervisor:
             self._signal_all(signal.SIGKILL)
             await asyncio.wait(pending)
         codes = [task.result() for task in keepers]
-        failed = self.start_failed.is_set() or bool(pending) or any(codes)
+        # -SIGTERM: a worker stopped while starting, before its handlers were in (nothing in
+        # flight yet), by the signal's default action
+        failed = self.start_failed.is_set() or bool(pending) or \
+            any(code not in (0, -signal.SIGTERM) for code in codes)
         if failed:
             log.error("stopped, not cleanly (exit codes of the workers: %s)", codes)
         else:
@@ -285,9 +249,13 @@ class Supervisor:
 
     def _signal_all(self, sig: signal.Signals) -> None:
         for worker in self.workers.values():
-            if worker.proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    worker.proc.send_signal(sig)
+            self._send(worker, sig)
+
+    @staticmethod
+    def _send(worker: Worker, sig: signal.Signals) -> None:
+        if worker.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                worker.proc.send_signal(sig)
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         if self.stopping.is_set():
@@ -306,10 +274,12 @@ class Supervisor:
             set_level(load_config(self.config_path).log.level)
         serving = [w for w in self.workers.values()
                    if w.ready.is_set() and w.proc.returncode is None]
+        for worker in self.workers.values():
+            # one still starting may have read the file before it changed
+            worker.reload_due = not worker.ready.is_set()
         for worker in serving:
             worker.reloaded.clear()
-            with contextlib.suppress(ProcessLookupError):
-                worker.proc.send_signal(signal.SIGHUP)
+            self._send(worker, signal.SIGHUP)
         if serving:
             await asyncio.wait([asyncio.ensure_future(w.reloaded.wait()) for w in serving],
                                timeout=RELOAD_S)
@@ -368,7 +338,7 @@ async def supervise(cfg: Config, *, count: int, mail_catcher: bool | None) -> in
             supervisor = Supervisor(count=count, command=command, config_path=cfg.path,
                                     env=_worker_env(private, None if cfg.database.dsn else dsn),
                                     private=private)
-            reports = Reports(private / "notify", supervisor)
+            reports = Reports(private / "notify", supervisor.on_report)
             try:
                 return await supervisor.run()
             finally:

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load(args)
     catcher = args.mail_catcher or None
     if args.worker_slot is not None:
-        from daemon.supervisor import follow_supervisor
+        from daemon.worker_link import follow_supervisor
 
         setup_logging(cfg.log.level, tag=f"worker {args.worker_slot}")
         follow_supervisor(args.supervisor_pid)

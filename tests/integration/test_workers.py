@@ -227,3 +227,45 @@ async def test_the_embedded_database_and_the_mail_catcher_are_the_supervisors(tm
             proc.kill()
             await proc.wait()
         await asyncio.to_thread(EmbeddedPostgres(state).destroy)
+
+
+async def test_a_port_another_program_listens_on_is_refused(dsn: str, smtp_sink, tmp_path: Path) -> None:
+    """Even one that set SO_REUSEPORT itself: the workers would silently share its port."""
+    taken = socket.socket()
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    cfg = run_config(tmp_path / "config.toml", dsn=dsn, http_port=port, smtp_port=smtp_sink.port,
+                     state=tmp_path / "state")
+    try:
+        proc = await start_daemon(cfg, args=("--workers", "2"))
+        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        taken.close()
+    assert proc.returncode == 1
+    text = stderr.decode()
+    assert f"cannot listen on 127.0.0.1:{port}" in text and "set [http] port" in text
+    assert "worker 1 started" not in text and "Traceback" not in text
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(dsn: str, smtp_sink, tmp_path: Path) -> None:
+    port = free_port()
+    cfg = run_config(tmp_path / "config.toml", dsn=dsn, http_port=port, smtp_port=smtp_sink.port,
+                     state=tmp_path / "state")
+    proc = await start_daemon(cfg, args=("--workers", "2"))
+    assert proc.stderr is not None
+    log = Log(proc.stderr)
+    try:
+        await log.wait_for("portald.supervisor: serving with 2 workers")
+        workers = children(proc.pid)
+        proc.kill()
+        await proc.wait()
+        # each stops as at a SIGTERM: gracefully, on its own
+        assert await eventually(lambda: not any(alive(pid) for pid in workers), timeout=40)
+        await log.wait_ended()
+        assert log.count("portald.runner: stopped") == 2, log.text
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
