@@ -238,11 +238,14 @@ async def test_a_port_another_program_listens_on_is_refused(dsn: str, smtp_sink,
     port = taken.getsockname()[1]
     cfg = run_config(tmp_path / "config.toml", dsn=dsn, http_port=port, smtp_port=smtp_sink.port,
                      state=tmp_path / "state")
+    proc = await start_daemon(cfg, args=("--workers", "2"))
     try:
-        proc = await start_daemon(cfg, args=("--workers", "2"))
         _, stderr = await asyncio.wait_for(proc.communicate(), 60)
     finally:
         taken.close()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
     assert proc.returncode == 1
     text = stderr.decode()
     assert f"cannot listen on 127.0.0.1:{port}" in text and "set [http] port" in text
