@@ -17,6 +17,7 @@ import aiohttp
 import asyncpg
 
 from daemon.db.embedded import EmbeddedPostgres, free_port
+from daemon.supervisor import WORKER_PING_S, WORKER_STALE_S
 from tests.integration.test_run import run_config
 from tests.support.config import write_config
 from tests.support.daemon import start_daemon, wait_healthy
@@ -39,6 +40,19 @@ class Notifications:
         async with asyncio.timeout(timeout):
             while not any(line in m.splitlines() for m in self.messages):
                 self.messages.append((await loop.sock_recv(self.sock, 4096)).decode())
+
+    async def comes_within(self, line: str, seconds: float) -> bool:
+        """Whether `line` arrives (anew) within `seconds`."""
+        self.drain()
+        seen = self.count(line)
+        try:
+            async with asyncio.timeout(seconds):
+                while self.count(line) == seen:
+                    self.messages.append((await asyncio.get_running_loop().sock_recv(
+                        self.sock, 4096)).decode())
+        except TimeoutError:
+            return False
+        return True
 
     def drain(self) -> list[str]:
         while True:
@@ -272,3 +286,33 @@ async def test_workers_stop_when_their_supervisor_is_killed(dsn: str, smtp_sink,
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_the_watchdog_is_fed_only_while_every_worker_answers(
+        dsn: str, smtp_sink, tmp_path: Path) -> None:
+    port = free_port()
+    cfg = run_config(tmp_path / "config.toml", dsn=dsn, http_port=port, smtp_port=smtp_sink.port,
+                     state=tmp_path / "state")
+    notify = Notifications(tmp_path / "notify.sock")
+    proc = await start_daemon(cfg, args=("--workers", "2"), env={
+        "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"})  # a ping every 0.5 s
+    stopped = None
+    try:
+        await notify.wait_for("READY=1")
+        assert await notify.comes_within("WATCHDOG=1", 3)
+        stopped = min(children(proc.pid))
+        os.kill(stopped, signal.SIGSTOP)  # alive, but it answers nothing
+        await asyncio.sleep(WORKER_STALE_S + 1)
+        assert not await notify.comes_within("WATCHDOG=1", 2)
+        os.kill(stopped, signal.SIGCONT)
+        stopped = None
+        assert await notify.comes_within("WATCHDOG=1", 3 * WORKER_PING_S)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+    finally:
+        if stopped is not None:
+            os.kill(stopped, signal.SIGCONT)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        notify.sock.close()
