@@ -12,8 +12,8 @@ scheduler, inbound SMTP listener), under this supervisor.
   every serving worker pinged within WORKER_STALE_S. A worker being started again does not
   hold the ping back: its death is handled here already; one that does not come up within
   WORKER_START_S is killed and started again.
-- SIGHUP goes to every serving worker (each re-reads the configuration); READY=1 follows
-  once all have. SIGTERM or SIGINT: STOPPING=1, then SIGTERM to every worker, each of which
+- SIGHUP goes to every worker (each re-reads the configuration; one still starting gets it
+  once it serves); READY=1 follows once the serving ones have reloaded. SIGTERM or SIGINT: STOPPING=1, then SIGTERM to every worker, each of which
   stops gracefully; exit 0 once all have stopped cleanly.
 - A worker that dies is started again after a delay doubling from RESTART_MIN_S to
   RESTART_MAX_S (back to the minimum once a worker has served RESTART_RESET_S), counted in
@@ -63,7 +63,6 @@ RELOAD_S = 10.0  # the most a reload waits for the workers' READY=1
 STOP_S = SHUTDOWN_GRACE_S + 10.0  # a worker's own grace, and its clean-up after it
 
 
-
 @dataclass
 class Worker:
     slot: int
@@ -99,10 +98,10 @@ def probe_port(host: str, port: int, what: str) -> None:
 
 
 class Supervisor:
-    def __init__(self, *, count: int, command: list[str], env: dict[str, str], private: Path,
+    def __init__(self, *, count: int, command: list[str], env: dict[str, str],
                  config_path: Path | None) -> None:
         self.count, self.command, self.env = count, command, env
-        self.private, self.config_path = private, config_path
+        self.config_path = config_path
         self.workers: dict[int, Worker] = {}  # slot → its current process
         self.stopping = asyncio.Event()
         self.all_ready = asyncio.Event()
@@ -169,6 +168,8 @@ class Supervisor:
         delay = RESTART_MIN_S
         while True:
             worker = await self._spawn(slot)
+            if self.stopping.is_set():  # the stop began while it was being started
+                self._send(worker, signal.SIGTERM)
             code = await self._run_one(worker)
             multiprocess.mark_process_dead(worker.pid)
             if self.stopping.is_set():
@@ -267,8 +268,8 @@ class Supervisor:
             asyncio.get_running_loop().create_task(self._reload(), name="portald-reload")
 
     async def _reload(self) -> None:
-        """Every serving worker re-reads the configuration; a worker still starting reads the
-        new one anyway (and would die of a SIGHUP before its handlers are in)."""
+        """Every serving worker re-reads the configuration. One still starting gets its SIGHUP
+        once it serves: sent now, it would die of it, its handlers not yet in."""
         self.notifier.reloading()
         with contextlib.suppress(ConfigError):  # the workers log the refusal, each
             set_level(load_config(self.config_path).log.level)
@@ -280,9 +281,11 @@ class Supervisor:
         for worker in serving:
             worker.reloaded.clear()
             self._send(worker, signal.SIGHUP)
-        if serving:
-            await asyncio.wait([asyncio.ensure_future(w.reloaded.wait()) for w in serving],
-                               timeout=RELOAD_S)
+        waits = [asyncio.ensure_future(w.reloaded.wait()) for w in serving]
+        if waits:
+            await asyncio.wait(waits, timeout=RELOAD_S)
+        for wait in waits:
+            wait.cancel()
         self.notifier.ready()
 
     async def _watchdog(self, interval: float) -> None:
@@ -336,8 +339,7 @@ async def supervise(cfg: Config, *, count: int, mail_catcher: bool | None) -> in
             if caught is not None:
                 command.append("--mail-catcher")
             supervisor = Supervisor(count=count, command=command, config_path=cfg.path,
-                                    env=_worker_env(private, None if cfg.database.dsn else dsn),
-                                    private=private)
+                                    env=_worker_env(private, None if cfg.database.dsn else dsn))
             reports = Reports(private / "notify", supervisor.on_report)
             try:
                 return await supervisor.run()
