@@ -75,11 +75,15 @@ async def status_of_each(port: int, times: int) -> list[int]:
     return statuses
 
 
-async def restarts_counted(port: int) -> float:
+async def metric(port: int, sample: str) -> float:
+    """One sample of /metrics, e.g. 'portald_worker_restarts_total'."""
     async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as resp:
         text = await resp.text()
-    return next(float(line.split()[1]) for line in text.splitlines()
-                if line.startswith("portald_worker_restarts_total "))
+    return next(float(line.rpartition(" ")[2]) for line in text.splitlines()
+                if line.startswith(sample + " "))
+
+
+HEALTHZ_SERVED = 'portald_http_requests_total{route="healthz",status="200"}'
 
 
 async def held_connections(port: int, count: int) -> tuple[list[asyncio.StreamWriter], set[int]]:
@@ -116,6 +120,7 @@ async def test_two_workers_share_one_port_under_one_supervisor(dsn: str, smtp_si
         assert set(holders(workers, port, client_ports).values()) == workers
         for writer in writers:
             writer.close()
+        assert await metric(port, HEALTHZ_SERVED) == 40  # /metrics counts both workers' requests
 
         # SIGHUP reaches every worker: the new log level shows in each one's log
         cfg.write_text(cfg.read_text() + "\n[log]\nlevel = 'DEBUG'\n")
@@ -130,14 +135,15 @@ async def test_two_workers_share_one_port_under_one_supervisor(dsn: str, smtp_si
 
         # a worker killed is started again, counted, and the port keeps answering
         victim = min(workers)
-        assert await restarts_counted(port) == 0
+        assert await metric(port, "portald_worker_restarts_total") == 0
         os.kill(victim, signal.SIGKILL)
         assert await eventually(lambda: not alive(victim), timeout=10)
         assert await status_of_each(port, 20) == [200] * 20
         assert await eventually(lambda: len(listening(children(proc.pid), port)) == 2, timeout=60)
         replaced = children(proc.pid)
         assert victim not in replaced and len(replaced & workers) == 1
-        assert await restarts_counted(port) == 1
+        assert await metric(port, "portald_worker_restarts_total") == 1
+        assert await metric(port, HEALTHZ_SERVED) == 60  # the killed worker's count is kept
         assert "was killed by SIGKILL; starting it again" in log.text
 
         # SIGTERM stops them all: exit 0, no process left, nobody holding the log open
