@@ -1,5 +1,7 @@
 """Runs the daemon: AppRunner + a guarded TCP site (daemon/connections.py), signals, systemd notify and watchdog, and the
-side-task monitor that stops the daemon (non-zero) when a background task dies."""
+side-task monitor that stops the daemon (non-zero) when a background task dies. `serve` is the
+daemon as one process; `serve_worker` one worker of `portald run --workers N`, whose
+supervisor (daemon/supervisor.py) did `prepared`, what exists once per daemon, for it."""
 
 from __future__ import annotations
 
