@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 from collections import Counter
@@ -22,7 +23,15 @@ from tests.integration.test_run import run_config
 from tests.support.config import write_config
 from tests.support.daemon import start_daemon, wait_healthy
 from tests.support.mail import forget_mail, new_ticket, outbox_counts, wait_until
-from tests.support.workers import Log, alive, children, eventually, holders, listening
+from tests.support.workers import (
+    Log,
+    alive,
+    children,
+    eventually,
+    holders,
+    listening,
+    private_dir,
+)
 
 
 class Notifications:
@@ -282,12 +291,14 @@ async def test_workers_stop_when_their_supervisor_is_killed(dsn: str, smtp_sink,
     try:
         await log.wait_for("portald.supervisor: serving with 2 workers")
         workers = children(proc.pid)
+        private = private_dir(min(workers))
         proc.kill()
         await proc.wait()
         # each stops as at a SIGTERM: gracefully, on its own
         assert await eventually(lambda: not any(alive(pid) for pid in workers), timeout=40)
         await log.wait_ended()
         assert log.count("portald.runner: stopped") == 2, log.text
+        shutil.rmtree(private)  # a supervisor killed could not remove it
     finally:
         if proc.returncode is None:
             proc.kill()

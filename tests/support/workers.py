@@ -38,6 +38,13 @@ def alive(pid: int) -> bool:
     return fields[0] != "Z"
 
 
+def private_dir(worker: int) -> Path:
+    """The supervisor's private directory, as a worker's environment names it."""
+    environ = dict(item.split("=", 1) for item in
+                   Path(f"/proc/{worker}/environ").read_text().split("\0") if "=" in item)
+    return Path(environ["NOTIFY_SOCKET"]).parent
+
+
 def _sockets(pid: int) -> set[int]:
     inodes = set()
     with contextlib.suppress(OSError):
