@@ -4,6 +4,12 @@ forms (web/views/api/auth.py, web/views/pages/login.py, web/views/pages/password
 Login attempts are throttled per user and per address, with the same answer for a wrong user
 as for a wrong password; a login always starts a new session; a password change ends the
 user's other sessions. The `next` target after a login only ever leads inside the portal.
+
+For a user with two-factor login on, a right password starts no session: it leaves a pending
+login (in PostgreSQL, so any instance completes it) whose token goes to the browser in a
+cookie of its own, and the second step (web/two_factor.py) turns it into the session. The
+password's attempt stays counted until that second step succeeds, so the code is guessed under
+the same throttle as the password.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from daemon.passwords import (
 )
 from daemon.queries import audit
 from daemon.queries import sessions as q
+from daemon.queries import totp as totp_q
 from web import sessions
 from web.context import actor_of, client_ip, db, principal, session, settings
 from web.errors import ApiError
@@ -66,11 +73,40 @@ class LoginFailed(ApiError):
         super().__init__(401, "wrong username or password", code="invalid_credentials")
 
 
+# A pending login (the password was right, the code is to come) lives this long.
+PENDING_TTL_S = 300
+PENDING_COOKIE = "portald_pending"
+SECURE_PENDING_COOKIE = "__Host-portald_pending"
+
+
 @dataclass(frozen=True)
 class LoginResult:
-    token: str
-    session: Session
-    principal: Principal
+    """A session (token, session, principal), or, two-factor on, only `pending_token`."""
+
+    token: str | None = None
+    session: Session | None = None
+    principal: Principal | None = None
+    pending_token: str | None = None
+
+    @property
+    def totp_required(self) -> bool:
+        return self.pending_token is not None
+
+
+def pending_cookie_name(request: web.Request) -> str:
+    return SECURE_PENDING_COOKIE if settings(request).secure_cookies else PENDING_COOKIE
+
+
+def set_pending_cookie(response: web.StreamResponse, request: web.Request, token: str) -> None:
+    # SameSite=Strict: only our own pages send it back; it is of no use to any other site
+    response.set_cookie(pending_cookie_name(request), token, path="/", httponly=True,
+                        samesite="Strict", secure=settings(request).secure_cookies,
+                        max_age=PENDING_TTL_S)
+
+
+def clear_pending_cookie(response: web.StreamResponse, request: web.Request) -> None:
+    response.del_cookie(pending_cookie_name(request), path="/", httponly=True, samesite="Strict",
+                        secure=settings(request).secure_cookies)
 
 
 HASHING = web.AppKey("hashing", PasswordGate)
@@ -135,17 +171,49 @@ async def login(request: web.Request, username: str, password: str) -> LoginResu
             new_hash = await request.app[HASHING].hash(password)
     async with pool.acquire() as conn, conn.transaction():
         await q.purge_expired(conn)
-        await q.clear_failures(conn, username)
         if new_hash:
             await q.set_password_hash(conn, cand["kind"], cand["id"], new_hash)
-        token, s = await sessions.start(
-            conn, cfg, kind=cand["kind"], user_id=cand["id"], ip=ip,
-            user_agent=request.headers.get("User-Agent", ""),
-            previous_token=sessions.request_token(request, cfg))
-        p = await load_principal(conn, cand["kind"], cand["id"])
-        await audit.record(conn, actor=actor_of(p), action="login", target=actor_of(p), ip=ip)
-    metrics.logins.labels("ok").inc()
-    log.info("login: %s from %s", actor_of(p), ip)
+        if await _totp_on(conn, cand["kind"], cand["id"]):
+            return await _start_pending(request, conn, cand, ip)
+        result = await open_session(request, conn, cand["kind"], cand["id"], cand["username"])
+    log.info("login: %s from %s", actor_of(result.principal), ip)
+    return result
+
+
+async def _totp_on(conn: Any, kind: Any, user_id: int) -> bool:
+    cred = await totp_q.credential(conn, kind, user_id)
+    return cred is not None and cred["confirmed_at"] is not None
+
+
+async def _start_pending(request: web.Request, conn: Any, cand: Any, ip: str) -> LoginResult:
+    """The password was right; the second factor is to come. No session yet, and the attempt
+    stays counted (the name's failures are cleared only when the code is right too)."""
+    await totp_q.purge_pending(conn)
+    token = sessions.new_token()
+    await totp_q.create_pending(conn, sessions.hash_token(token), cand["kind"], cand["id"],
+                                ttl_s=PENDING_TTL_S, ip=ip)
+    who = f"{'webuser' if cand['kind'] == 'customer' else 'employee'}:{cand['username']}"
+    await audit.record(conn, actor=who, action="login_password_ok", target=who, ip=ip,
+                       after={"totp_required": True})
+    request.app[METRICS].logins.labels("totp_required").inc()
+    return LoginResult(pending_token=token)
+
+
+async def open_session(request: web.Request, conn: Any, kind: Any, user_id: int, username: str,
+                       *, second_factor: str | None = None) -> LoginResult:
+    """The new session of a completed login, in the caller's transaction: failures of the name
+    forgotten, audited, counted."""
+    cfg, ip = settings(request), client_ip(request)
+    await q.clear_failures(conn, username)
+    token, s = await sessions.start(
+        conn, cfg, kind=kind, user_id=user_id, ip=ip,
+        user_agent=request.headers.get("User-Agent", ""),
+        previous_token=sessions.request_token(request, cfg))
+    p = await load_principal(conn, kind, user_id)
+    assert p is not None
+    await audit.record(conn, actor=actor_of(p), action="login", target=actor_of(p), ip=ip,
+                       after={"second_factor": second_factor} if second_factor else None)
+    request.app[METRICS].logins.labels("ok").inc()
     return LoginResult(token, s, p)
 
 

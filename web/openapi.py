@@ -94,8 +94,31 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     # -- session (web/views/api/auth.py) --
     ("POST", "/api/v1/login"): Operation(
         "Log in: starts a session (cookie) and answers who you are with the CSRF token",
-        ref("Me"), request=ref("Login"), errors=(401, 429),
-        description="Wrong user and wrong password get the same 401. Throttled per user and address (429 with Retry-After)."),
+        {"oneOf": [ref("Me"), ref("TotpRequired")]}, request=ref("Login"), errors=(401, 429),
+        description="Wrong user and wrong password get the same 401. Throttled per user and address (429 with Retry-After). "
+                    "For a user with two-factor login on, the answer is {\"totp_required\": true}, no session yet, "
+                    "and a pending-login cookie that POST /api/v1/login/totp completes."),
+    ("POST", "/api/v1/login/totp"): Operation(
+        "Second step of a login with two-factor on: a current TOTP code or an unused recovery code",
+        ref("Me"), request=ref("TotpCode"), errors=(401, 429),
+        description="Needs the pending-login cookie of POST /api/v1/login (valid a few minutes, one use). "
+                    "A wrong or used code and an expired pending login get the same 401; throttled like passwords."),
+    ("GET", "/api/v1/me/totp"): Operation(
+        "Your two-factor login: on, set-up begun, required by your group, recovery codes left",
+        ref("TotpStatus")),
+    ("POST", "/api/v1/me/totp/setup"): Operation(
+        "Begin setting up two-factor login: a new secret and its otpauth:// URI, on once confirmed",
+        ref("TotpSetup"), errors=(409,), description="409 when two-factor login is already on."),
+    ("POST", "/api/v1/me/totp/confirm"): Operation(
+        "Confirm the set-up with a first code: two-factor is on, your other sessions end, and the "
+        "ten recovery codes are answered this once", ref("RecoveryCodes"), request=ref("TotpCode")),
+    ("POST", "/api/v1/me/totp/recovery-codes"): Operation(
+        "Ten new recovery codes in place of the old ones (needs a current code)",
+        ref("RecoveryCodes"), request=ref("TotpCode"), errors=(429,)),
+    ("POST", "/api/v1/me/totp/disable"): Operation(
+        "Turn two-factor login off (needs a current code); ends your other sessions", ref("Status"),
+        request=ref("TotpCode"), errors=(429,),
+        description="403 when your employee group requires two-factor login."),
     ("POST", "/api/v1/logout"): Operation("Log out: ends the session", ref("Status")),
     ("GET", "/api/v1/me"): Operation(
         "Who am I: id, username, email, kind, group, effective privileges, CSRF token", ref("Me")),

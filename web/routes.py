@@ -38,6 +38,7 @@ from web.views.admin import explain as admin_explain
 from web.views.admin import groups as admin_groups
 from web.views.admin import mail as admin_mail
 from web.views.admin import overview as admin_overview
+from web.views.admin import totp as admin_totp
 from web.views.admin import webusers as admin_webusers
 from web.views.admin.common import ADMIN
 from web.views.api import account as account_api
@@ -45,10 +46,12 @@ from web.views.api import alerts as alerts_api
 from web.views.api import auth as auth_api
 from web.views.api import health
 from web.views.api import tickets as tickets_api
+from web.views.api import totp as totp_api
 from web.views.pages import account as account_pages
 from web.views.pages import alerts as alerts_page
 from web.views.pages import login as login_page
 from web.views.pages import password as password_page
+from web.views.pages import security as security_page
 from web.views.pages import ticket_forms
 from web.views.pages import tickets as ticket_pages
 
@@ -84,17 +87,32 @@ CONTRACTS = Access(privilege=("contracts", "on"), employee_right=("contracts", "
 DOCUMENTS = Access(privilege=("documents", "on"), employee_right=("documents", "public"))
 QUOTES = Access(privilege=("quotes", "view"), employee_right=("quotes", "on"))
 
+# Open to a user whose group requires two-factor login before they have set it up: setting it
+# up, and logging out (every other route sends them to /security first).
+ENROLMENT = Access(enrolment=True)
+
 ROUTES: list[Route] = [
     Route("GET", "/healthz", health.healthz, "healthz", public=True),
     Route("GET", "/readyz", health.readyz, "readyz", public=True),
     Route("GET", "/metrics", health.metrics, "metrics", public=True),
     # session (SPEC §7, §8)
     Route("POST", "/api/v1/login", auth_api.api_login, "api_login", public=True),
-    Route("POST", "/api/v1/logout", auth_api.api_logout, "api_logout"),
+    Route("POST", "/api/v1/login/totp", totp_api.api_login_totp, "api_login_totp", public=True),
+    Route("POST", "/api/v1/logout", auth_api.api_logout, "api_logout", access=ENROLMENT),
     Route("GET", "/api/v1/me", auth_api.api_me, "api_me"),
     # employees may always change their own password; customers need the privilege
     Route("POST", "/api/v1/me/password", auth_api.api_change_password, "api_me_password",
           access=Access(privilege=("change_password", "on"))),
+    # two-factor login, set up by the user (web/two_factor.py)
+    Route("GET", "/api/v1/me/totp", totp_api.api_totp_status, "api_me_totp", access=ENROLMENT),
+    Route("POST", "/api/v1/me/totp/setup", totp_api.api_totp_setup, "api_me_totp_setup",
+          access=ENROLMENT),
+    Route("POST", "/api/v1/me/totp/confirm", totp_api.api_totp_confirm, "api_me_totp_confirm",
+          access=ENROLMENT),
+    Route("POST", "/api/v1/me/totp/recovery-codes", totp_api.api_totp_recovery_codes,
+          "api_me_totp_recovery_codes", access=ENROLMENT),
+    Route("POST", "/api/v1/me/totp/disable", totp_api.api_totp_disable, "api_me_totp_disable",
+          access=ENROLMENT),
     # -- tickets JSON API (web/views/api/tickets.py; SPEC §7) ------------------------------
     # The privilege of each route is declared here (customers: `privilege`, employees:
     # `employee_right`); field-level rules and scope are in web/ticket_actions.py, which
@@ -136,7 +154,18 @@ ROUTES: list[Route] = [
     # -- end of tickets JSON API --------------------------------------------------------------
     Route("GET", "/login", login_page.login_page, "login", public=True),
     Route("POST", "/login", login_page.login_submit, "login_submit", public=True),
-    Route("POST", "/logout", login_page.logout_submit, "logout"),
+    Route("GET", "/login/totp", login_page.totp_page, "login_totp", public=True),
+    Route("POST", "/login/totp", login_page.totp_submit, "login_totp_submit", public=True),
+    Route("POST", "/logout", login_page.logout_submit, "logout", access=ENROLMENT),
+    Route("GET", "/security", security_page.security_page, "security", access=ENROLMENT),
+    Route("POST", "/security/totp/setup", security_page.setup_submit, "security_totp_setup",
+          access=ENROLMENT),
+    Route("POST", "/security/totp/confirm", security_page.confirm_submit,
+          "security_totp_confirm", access=ENROLMENT),
+    Route("POST", "/security/totp/recovery-codes", security_page.recovery_submit,
+          "security_totp_recovery_codes", access=ENROLMENT),
+    Route("POST", "/security/totp/disable", security_page.disable_submit,
+          "security_totp_disable", access=ENROLMENT),
     # -- ticket pages (web/views/pages/tickets.py, ticket_forms.py), for customers and employees
     # Reads are open to every logged-in user (scope decides what they see); each form post
     # declares its privilege here, and web/ticket_actions checks again with the ticket in hand.
@@ -268,6 +297,8 @@ ROUTES: list[Route] = [
           "admin_webuser_active", access=ADMIN),
     Route("POST", r"/admin/accounts/{id:[0-9]+}/users/password", admin_webusers.reset_password,
           "admin_webuser_password", access=ADMIN),
+    Route("POST", r"/admin/accounts/{id:[0-9]+}/users/totp", admin_totp.webuser_totp,
+          "admin_webuser_totp", access=ADMIN),
     Route("GET", "/admin/employees", admin_employees.employees_page, "admin_employees",
           access=ADMIN),
     Route("POST", "/admin/employees", admin_employees.create_employee, "admin_employee_create",
@@ -289,6 +320,8 @@ ROUTES: list[Route] = [
           "admin_employee_rate", access=ADMIN),
     Route("POST", r"/admin/employees/{id:[0-9]+}/password", admin_employees.reset_password,
           "admin_employee_password", access=ADMIN),
+    Route("POST", r"/admin/employees/{id:[0-9]+}/totp", admin_totp.employee_totp,
+          "admin_employee_totp", access=ADMIN),
     Route("GET", "/admin/audit", admin_audit.audit_page, "admin_audit", access=ADMIN),
     Route("GET", "/admin/explain", admin_explain.explain_page, "admin_explain", access=ADMIN),
     Route("GET", "/admin/outbox", admin_mail.outbox_page, "admin_outbox", access=ADMIN),

@@ -90,13 +90,17 @@ async def touch(conn: asyncpg.Connection | asyncpg.Pool, session: Session) -> No
     await q.touch(conn, session.token_hash)
 
 
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
 async def start(conn: asyncpg.Connection, cfg: Config, *, kind: Kind, user_id: int, ip: str,
                 user_agent: str, previous_token: str | None = None) -> tuple[str, Session]:
     """A brand-new session (never a reused id: that is what defeats session fixation).
     Returns the cookie token and the session."""
     if previous_token:
         await q.delete(conn, hash_token(previous_token))
-    token = secrets.token_urlsafe(TOKEN_BYTES)
+    token = new_token()
     session = Session(hash_token(token), kind, user_id, secrets.token_urlsafe(TOKEN_BYTES))
     # a header's bytes that are not UTF-8 arrive as lone surrogates, which no text column takes
     agent = user_agent[:500].encode("utf-8", "replace").decode("utf-8").replace("\x00", "")

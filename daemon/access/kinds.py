@@ -82,6 +82,7 @@ EMPLOYEE_LABELS: dict[str, str] = {
     "documents": "The account's documents",
     "kb": "Knowledge base articles",
     "admin": "Administration",
+    "require_2fa": "Two-factor login required",
 }
 
 CUSTOMER_GROUPS = GroupKind(

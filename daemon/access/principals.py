@@ -24,7 +24,7 @@ def customer_principal(row: asyncpg.Record | dict) -> Principal:
         display_name=row["full_name"] or row["username"], email=row["email"],
         group_name=row["group_name"],
         privileges={i: level_name(row[i]) for i in CUSTOMER_PRIVILEGES},
-        account_id=row["account_id"], active=row["active"],
+        account_id=row["account_id"], active=row["active"], totp_enabled=row["totp_enabled"],
     )
 
 
@@ -34,7 +34,7 @@ def employee_principal(row: asyncpg.Record | dict) -> Principal:
         display_name=row["full_name"], email=row["email"], group_name=row["group_name"],
         privileges={r: level_name(row[r]) for r in EMPLOYEE_PRIVILEGES},
         all_accounts=row["all_accounts"], account_ids=frozenset(row["account_ids"] or ()),
-        active=row["active"], web_access=row["web_access"],
+        active=row["active"], web_access=row["web_access"], totp_enabled=row["totp_enabled"],
     )
 
 

@@ -60,6 +60,9 @@ EMPLOYEE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "documents": ("none", "public", "all"),
     "kb": ("public", "all"),
     "admin": ("off", "on"),
+    # a policy rather than a right: members log in with a second factor (TOTP), and set one
+    # up before they may do anything else
+    "require_2fa": ("off", "on"),
 }
 
 
@@ -82,10 +85,17 @@ class Principal:
     # an active employee without web access still gets their mail (SPEC §4)
     active: bool = True
     web_access: bool = True
+    totp_enabled: bool = False  # two-factor login set up and confirmed
 
     @property
     def may_log_in(self) -> bool:
         return self.active and self.web_access
+
+    @property
+    def must_enrol(self) -> bool:
+        """Their group requires two-factor login and they have not set it up yet: until they
+        do, they may only set it up or log out (web/middleware/access.py)."""
+        return self.is_employee and self.can("require_2fa") and not self.totp_enabled
 
     @property
     def is_customer(self) -> bool:

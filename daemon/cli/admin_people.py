@@ -9,8 +9,9 @@ from typing import Any
 
 import asyncpg
 
+from daemon.access.scope import Kind
 from daemon.cli.common import actor, area, changed, leaf, table, yes_no
-from daemon.services import employees, webusers
+from daemon.services import employees, totp, webusers
 from daemon.services.common import parse_assignments
 
 
@@ -30,6 +31,29 @@ def _add_set_password(group: argparse._SubParsersAction, whose: str,
              lambda r, a: f'password of {r["username"]} changed')
     p.add_argument("username", metavar="U")
     p.add_argument("--password-stdin", action="store_true", required=True)
+
+
+def _render_totp(r: dict[str, Any], a: argparse.Namespace) -> str:
+    ended = f'; {r["sessions_ended"]} session(s) ended'
+    if r["totp"] == "off":
+        return f'two-factor login of {r["username"]} is off' + ended
+    return "\n".join([f'two-factor login of {r["username"]} is on' + ended,
+                      f'secret: {r["secret"]}', f'uri: {r["otpauth_uri"]}',
+                      "recovery codes (each works once; shown only now):",
+                      *("  " + c for c in r["recovery_codes"])])
+
+
+def _add_totp(group: argparse._SubParsersAction, kind: Kind, whose: str) -> None:
+    p = leaf(group, "totp", f"turn {whose} two-factor login on (a new secret) or off; ends "
+             "their sessions",
+             lambda c, a: totp.set_totp(c, actor=actor(), kind=kind, username=a.username,
+                                        enabled=a.enable),
+             _render_totp)
+    p.add_argument("username", metavar="U")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--enable", action="store_true",
+                       help="print the secret, its otpauth:// URI and ten recovery codes")
+    which.add_argument("--disable", action="store_true")
 
 
 def add_webuser(admin_sub: argparse._SubParsersAction) -> None:
@@ -63,6 +87,7 @@ def add_webuser(admin_sub: argparse._SubParsersAction) -> None:
         p.add_argument("username", metavar="U")
 
     _add_set_password(group, "a web user's", webusers.set_webuser_password)
+    _add_totp(group, "customer", "a web user's")
 
     p = leaf(group, "list", "list web users",
              lambda c, a: webusers.list_webusers(c, account=a.account),
@@ -162,6 +187,7 @@ def _add_employee_create(group: argparse._SubParsersAction) -> None:
 def _add_employee_settings(group: argparse._SubParsersAction) -> None:
     """Password, rate and mail settings: what an employee keeps, set on their behalf."""
     _add_set_password(group, "an employee's", employees.set_employee_password)
+    _add_totp(group, "employee", "an employee's")
 
     p = leaf(group, "set-rate", "set an employee's default hourly rate",
              lambda c, a: employees.set_employee_rate(c, actor=actor(), username=a.username,

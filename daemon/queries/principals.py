@@ -12,14 +12,19 @@ from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
+# whether the user has a confirmed second factor (daemon/db/sql/010_two_factor.sql)
+_TOTP = "EXISTS (SELECT 1 FROM totp_credentials t WHERE t.{0} = {1}.id AND t.confirmed_at IS NOT NULL)"
+
 _CUSTOMER = f"""
     SELECT u.id, u.username, u.full_name, u.email, u.account_id, u.active, g.name AS group_name,
+           {_TOTP.format("webuser_id", "u")} AS totp_enabled,
            {", ".join(f"g.{c}" for c in CUSTOMER_PRIVILEGES)}
       FROM customer_web_users u JOIN customer_groups g ON g.id = u.group_id"""
 
 _EMPLOYEE = f"""
     SELECT e.id, e.username, e.full_name, e.email, e.active, e.web_access, e.all_accounts,
            g.name AS group_name, {", ".join(f"g.{c}" for c in EMPLOYEE_PRIVILEGES)},
+           {_TOTP.format("employee_id", "e")} AS totp_enabled,
            COALESCE((SELECT array_agg(a.account_id ORDER BY a.account_id)
                        FROM employee_accounts a WHERE a.employee_id = e.id), '{{}}') AS account_ids
       FROM employees e JOIN employee_groups g ON g.id = e.group_id"""

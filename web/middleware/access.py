@@ -52,6 +52,8 @@ class Access:
     admin:     employees whose group has the `admin` privilege (customers: 403).
     hide:      a refused user gets 404 instead of 403, so the route does not even admit to
                existing (the admin pages: to everyone else they are simply not there).
+    enrolment: open to a user whose group requires two-factor login before they have set it
+               up (the set-up itself, logout); every other route refuses them until then.
     """
 
     kind: Literal["customer", "employee", "any"] = "any"
@@ -59,6 +61,7 @@ class Access:
     employee_right: tuple[str, str] | None = None
     admin: bool = False
     hide: bool = False
+    enrolment: bool = False
 
     def __post_init__(self) -> None:
         # A typo in the route table fails at import, not silently at request time.
@@ -97,6 +100,9 @@ class RouteSpec:
     public: bool
     access: Access
 
+
+# where a user who must set up two-factor login is sent (web/views/pages/security.py)
+ENROLMENT_PAGE = "/security"
 
 ROUTE_SPECS = web.AppKey("route_specs", dict)
 # route name → its Access: what pages ask before offering a link (web.pages `may`)
@@ -156,6 +162,12 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise ApiError(401, "log in first")
         raise login_redirect(request)
     s, p = found
+    if p.must_enrol and not spec.access.enrolment:
+        # the group's policy, hot-reloaded like every privilege: set up two-factor first
+        if is_api(request):
+            raise ApiError(403, "your employee group requires two-factor login: set it up "
+                           "first (POST /api/v1/me/totp/setup)", code="totp_enrolment_required")
+        raise web.HTTPSeeOther(ENROLMENT_PAGE)
     refusal = spec.access.refusal(p)
     if refusal is not None:
         if spec.access.hide:

@@ -26,6 +26,7 @@ from pydantic import (
 from daemon.queries import tickets as q
 from web.errors import ApiError
 from web.input import MAX_ID, invalid, parse_id
+from web.schemas.totp import TotpCode
 from web.schemas.types import Amount, Body, Id, Query, Secret, Text
 
 __all__ = ["Amount", "Body", "Id", "Query", "Secret", "Text"]
@@ -294,4 +295,5 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "Login": Login, "PasswordChange": PasswordChange, "MailSettingsChange": MailSettingsChange,
     "NewTicket": NewTicket, "TicketChange": TicketChange, "Close": Close, "NewNote": NewNote,
     "NewCharge": NewCharge, "NewEmail": NewEmail, "RecipientsChange": RecipientsChange,
+    "TotpCode": TotpCode,
 }

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from daemon.access.kinds import EMPLOYEE_GROUPS
-from daemon.services import employees, licenses
+from daemon.services import employees, licenses, totp
 from daemon.services.accounts import list_accounts
 from daemon.services.common import AdminError
 from daemon.services.groups import list_groups
@@ -80,8 +80,9 @@ async def _detail_page(request: web.Request, *, status: int = 200,
         accounts = await list_accounts(conn)
         mail = await employees.get_mail_settings(conn, username=employee["username"])
         seats = await licenses.show_license(conn)
+        totp_on = employee["id"] in await totp.enabled_ids(conn, "employee")
     return admin_page(request, "admin_employee.html",
-                  {"employee": employee, "groups": groups, "accounts": accounts,
+                  {"employee": employee, "groups": groups, "accounts": accounts, "totp_on": totp_on,
                    "mail": mail["settings"], "alert_labels": ALERT_LABELS,
                    "recipient_labels": RECIPIENT_LABELS, "seats": seats},
                   status=status, errors=errors, values=values)
@@ -248,3 +249,9 @@ async def reset_password(request: web.Request) -> web.Response:
         return await _detail_page(request, status=422, errors={"password": str(exc)})
     return password_page(request, username=employee["username"], password=password,
                          kind="employee", back=_page_of(employee))
+
+
+# for the two-factor form of the employee's page (web/views/admin/totp.py)
+employee_of = _employee
+page_of = _page_of
+detail_page = _detail_page

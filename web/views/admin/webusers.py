@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from daemon.access.kinds import CUSTOMER_GROUPS
-from daemon.services import webusers
+from daemon.services import totp, webusers
 from daemon.services.accounts import create_account as create_account_op
 from daemon.services.accounts import list_accounts
 from daemon.services.common import AdminError
@@ -64,10 +64,11 @@ async def _users_page(request: web.Request, account: dict[str, Any], *, status: 
     async with connection(request) as conn:
         users = await webusers.list_webusers(conn, account=account["name"])
         groups = await list_groups(conn, CUSTOMER_GROUPS)
+        totp_on = await totp.enabled_ids(conn, "customer")
     default = next((g["name"] for g in groups if g["is_default"]), "")
     return admin_page(request, "admin_webusers.html",
                   {"account": account, "users": users, "groups": groups, "default_group": default,
-                   "base": _base(account)},
+                   "base": _base(account), "totp_on": totp_on},
                   status=status, errors=errors, values=values)
 
 
@@ -171,3 +172,9 @@ async def reset_password(request: web.Request) -> web.Response:
                                  errors={f"password.{username}": str(exc)})
     return password_page(request, username=username, password=password, kind="web user",
                          back=_base(account))
+
+
+# for the two-factor buttons of the users' table (web/views/admin/totp.py)
+account_of = _account
+base_of = _base
+users_page_of = _users_page

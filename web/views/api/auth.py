@@ -11,7 +11,7 @@ from aiohttp import web
 from web import sessions
 from web.context import principal, session, settings
 from web.input import read_json
-from web.login import change_password, login, logout, me_payload
+from web.login import change_password, login, logout, me_payload, set_pending_cookie
 from web.schemas import Login, PasswordChange
 
 MAX_JSON_BYTES = 64 * 1024  # a login or a password change is a few hundred bytes
@@ -20,6 +20,11 @@ MAX_JSON_BYTES = 64 * 1024  # a login or a password change is a few hundred byte
 async def api_login(request: web.Request) -> web.Response:
     body = await read_json(request, Login, max_bytes=MAX_JSON_BYTES)
     result = await login(request, body.username, body.password)
+    if result.pending_token:
+        # two-factor on: no session yet; POST /api/v1/login/totp with this cookie completes it
+        response = web.json_response({"totp_required": True})
+        set_pending_cookie(response, request, result.pending_token)
+        return response
     response = web.json_response(me_payload(result.principal, result.session.csrf_token))
     sessions.set_cookie(response, settings(request), result.token)
     return response

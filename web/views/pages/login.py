@@ -1,11 +1,13 @@
 """The HTML login form, and logging out from a page. The rules (throttling, sessions, the
 `next` target) live in web/login.py; the form's own CSRF guard, a double-submit token in a
-cookie scoped to /login, is checked here because no session exists yet."""
+cookie scoped to /login, is checked here because no session exists yet. With two-factor on, a
+right password leads to the code form (/login/totp), which the same token guards."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from urllib.parse import quote
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -14,9 +16,18 @@ from web import sessions
 from web.context import settings
 from web.errors import ApiError
 from web.input import read_form
-from web.login import LOGIN_COOKIE, login, logout, safe_next
+from web.login import (
+    LOGIN_COOKIE,
+    clear_pending_cookie,
+    login,
+    logout,
+    safe_next,
+    set_pending_cookie,
+)
 from web.middleware.access import resolve_principal
 from web.schemas import LoginForm
+from web.schemas.totp import TotpCodeForm
+from web.two_factor import complete_login, pending_token
 
 # The pre-session token of the HTML login form lives this long in its cookie.
 LOGIN_TOKEN_MAX_AGE_S = 3600
@@ -34,10 +45,10 @@ def _redirect(location: str) -> web.Response:
 
 def _login_form(request: web.Request, *, next_: str, error: str | None = None,
                 status: int = 200, headers: dict[str, str] | None = None,
-                username: str = "") -> web.Response:
+                username: str = "", template: str = "login.html") -> web.Response:
     token = _login_token(request) or secrets.token_urlsafe(24)
     response = aiohttp_jinja2.render_template(
-        "login.html", request,
+        template, request,
         {"next": next_, "error": error, "login_token": token, "username": username},
         status=status)
     response.headers.update(headers or {})
@@ -58,9 +69,7 @@ async def login_submit(request: web.Request) -> web.Response:
     form = await read_form(request, LoginForm)
     next_ = safe_next(form.next)
     username, password = form.username, form.password
-    cookie = _login_token(request) or ""
-    sent = form.csrf_token
-    if not cookie or not sessions.is_token(sent) or not hmac.compare_digest(cookie, sent):
+    if not _form_token_ok(request, form.csrf_token):
         return _login_form(request, next_=next_, status=403, username=username,
                            error="The login form expired. Please try again.")
     try:
@@ -68,10 +77,46 @@ async def login_submit(request: web.Request) -> web.Response:
     except ApiError as err:
         return _login_form(request, next_=next_, error=err.message, status=err.status,
                            headers=err.headers, username=username)
+    if result.pending_token:
+        # the code comes next; the `next` target goes along in the URL, checked again there
+        response = _redirect("/login/totp?next=" + quote(next_, safe="/"))
+        set_pending_cookie(response, request, result.pending_token)
+        return response
+    return _logged_in(request, next_, result.token)
+
+
+def _form_token_ok(request: web.Request, sent: str) -> bool:
+    cookie = _login_token(request) or ""
+    return bool(cookie) and sessions.is_token(sent) and hmac.compare_digest(cookie, sent)
+
+
+def _logged_in(request: web.Request, next_: str, token: str) -> web.Response:
     response = _redirect(next_)
-    sessions.set_cookie(response, settings(request), result.token)
+    sessions.set_cookie(response, settings(request), token)
     response.del_cookie(LOGIN_COOKIE, path="/login")
+    clear_pending_cookie(response, request)
     return response
+
+
+async def totp_page(request: web.Request) -> web.Response:
+    next_ = safe_next(request.query.get("next"))
+    if pending_token(request) is None:
+        return _redirect("/login?next=" + quote(next_, safe="/"))
+    return _login_form(request, next_=next_, template="login_totp.html")
+
+
+async def totp_submit(request: web.Request) -> web.Response:
+    form = await read_form(request, TotpCodeForm)
+    next_ = safe_next(form.next)
+    if not _form_token_ok(request, form.csrf_token):
+        return _login_form(request, next_=next_, status=403, template="login_totp.html",
+                           error="The login form expired. Please try again.")
+    try:
+        result = await complete_login(request, form.code)
+    except ApiError as err:
+        return _login_form(request, next_=next_, error=err.message[:1].upper() + err.message[1:],
+                           status=err.status, headers=err.headers, template="login_totp.html")
+    return _logged_in(request, next_, result.token)
 
 
 async def logout_submit(request: web.Request) -> web.Response:
