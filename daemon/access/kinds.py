@@ -30,6 +30,8 @@ class GroupKind:
     audit_action: str  # audit action prefix
     audit_target: str  # audit target prefix
     has_default: bool = False  # one group of the kind is the default for new members
+    # the privileges a system group's administrator may still set: policies, not rights
+    system_editable: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -95,6 +97,7 @@ EMPLOYEE_GROUPS = GroupKind(
     name="employee", table="employee_groups", members="employees",
     levels=EMPLOYEE_PRIVILEGES, labels=EMPLOYEE_LABELS, level_word="right",
     levels_key="rights", count_key="employees", member_word="employee", member_title="employee",
-    audit_action="employee_group", audit_target="employee_group")
+    audit_action="employee_group", audit_target="employee_group",
+    system_editable=("require_2fa",))
 
 GROUP_KINDS: dict[Kind, GroupKind] = {k.name: k for k in (CUSTOMER_GROUPS, EMPLOYEE_GROUPS)}

@@ -108,7 +108,9 @@ async def set_group_levels(conn: asyncpg.Connection, kind: GroupKind, *, actor: 
     values = levels_to_columns(levels, kind.levels, kind.level_word)
     async with change(conn):
         row = await find_group(conn, kind, name, lock=True)
-        _refuse_system(kind, row, "modified")
+        # a system group's rights are fixed; whether it requires two-factor login is not
+        if not set(values) <= set(kind.system_editable):
+            _refuse_system(kind, row, "modified")
         updated = await groups_q.update_levels(conn, kind, row["id"], values)
         before, after = levels_of(row, kind.levels), levels_of(updated, kind.levels)
         if before != after:

@@ -3,15 +3,19 @@ the HTML login's two steps with the `next` target kept, the Security page, and t
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import aiohttp
+import asyncpg
 import pyotp
 import pytest
 from multidict import MultiDict
 
+from daemon.cli import main
 from daemon.dev.demo_data import DEMO_PASSWORD
 from tests.integration.test_two_factor import cli_json, code
+from tests.support.config import write_test_config
 
 
 def page_token(html: str, name: str = "csrf_token") -> str:
@@ -186,8 +190,38 @@ async def test_the_admin_pages_turn_it_on_and_off(users, demo_db) -> None:
     assert audit == ["totp.enable", "totp.disable", "totp.enable"]
 
 
-async def test_the_employee_group_grid_offers_the_policy(users, demo_db, policy_group) -> None:
+async def test_the_grid_sets_the_policy_even_of_a_system_group(users, demo_db) -> None:
     admin = await users.login("admin")
+    group = await demo_db.fetchval("SELECT id FROM employee_groups WHERE name = 'Administrators'")
     async with admin.session.get("/admin/employee-groups") as resp:
         html = await resp.text()
-    assert "Two-factor login required" in html and "require_2fa" in html
+    assert "Two-factor login required" in html
+    assert f'id="levels-{group}"' in html  # the system group's column has a Save form now
+    form = MultiDict([("csrf_token", admin.csrf), ("back", "grid"), ("require_2fa", "off"),
+                      ("require_2fa", "on")])
+    async with admin.session.post(f"/admin/employee-groups/{group}/levels", data=form,
+                                  allow_redirects=False) as resp:
+        assert resp.status == 303, await resp.text()
+    assert await demo_db.fetchval("SELECT require_2fa FROM employee_groups WHERE id = $1", group)
+    # the administrator is a member: from the next request on, enrolment first
+    async with admin.session.get("/admin", allow_redirects=False) as resp:
+        assert (resp.status, resp.headers["Location"]) == (303, "/security")
+    # the rights of a system group stay fixed, on the grid as in the database
+    form = MultiDict([("csrf_token", admin.csrf), ("back", "grid"), ("admin", "off")])
+    async with admin.session.post(f"/admin/employee-groups/{group}/levels", data=form,
+                                  allow_redirects=False) as resp:
+        assert resp.status == 303 and resp.headers["Location"] == "/security"
+    with pytest.raises(asyncpg.RaiseError, match="system group"):
+        await demo_db.execute("UPDATE employee_groups SET admin = false, require_2fa = false "
+                              "WHERE id = $1", group)
+
+
+async def test_the_cli_sets_the_policy_of_a_system_group_only(demo_dsn, tmp_path, capsys) -> None:
+    on = await cli_json(demo_dsn, tmp_path, capsys, "employee-group", "set", "Administrators",
+                        "require_2fa=on")
+    assert on["rights"]["require_2fa"] == "on" and on["changed"] == ["require_2fa"]
+    cfg = write_test_config(tmp_path, demo_dsn, smtp_port=8025)
+    status = await asyncio.to_thread(main, ["admin", "employee-group", "set", "Administrators",
+                                            "require_2fa=off", "admin=off", "--config",
+                                            str(cfg.path)])
+    assert status == 1 and "system group and cannot be modified" in capsys.readouterr().err

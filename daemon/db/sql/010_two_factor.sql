@@ -81,3 +81,28 @@ BEGIN
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
     END LOOP;
 END $$;
+
+-- System groups stay as they are, but for the policy: an MSP requires two-factor login of its
+-- Administrators above all. Any other change of a system group is refused as before.
+CREATE OR REPLACE FUNCTION employee_groups_protect_system() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.is_system THEN
+            RAISE EXCEPTION 'system groups exist from the first start; new groups are custom' USING ERRCODE = 'P0001';
+        END IF;
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'UPDATE' AND OLD.is_system
+       AND to_jsonb(NEW) - 'require_2fa' = to_jsonb(OLD) - 'require_2fa' THEN
+        RETURN NEW;
+    END IF;
+    IF OLD.is_system THEN
+        RAISE EXCEPTION 'employee privilege group "%" is a system group and cannot be %', OLD.name,
+            CASE TG_OP WHEN 'DELETE' THEN 'deleted' ELSE 'modified' END USING ERRCODE = 'P0001';
+    END IF;
+    IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+    IF NEW.is_system THEN
+        RAISE EXCEPTION 'a custom group cannot be made a system group' USING ERRCODE = 'P0001';
+    END IF;
+    RETURN NEW;
+END $$;
