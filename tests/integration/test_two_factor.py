@@ -163,6 +163,16 @@ async def test_the_pending_login_is_bound_to_its_browser_and_expires(
         await other.close()
 
 
+async def test_a_user_deactivated_between_the_steps_is_not_let_in(enabled, browser,
+                                                                   demo_db) -> None:
+    await _password_step(browser)
+    await demo_db.execute("UPDATE customer_web_users SET active = false WHERE username = 'full@acme'")
+    status, body = await browser.post("/api/v1/login/totp", {"code": code(enabled["secret"])})
+    assert status == 401 and body["error"]["code"] == "invalid_code"
+    assert await demo_db.fetchval("SELECT count(*) FROM sessions s JOIN customer_web_users u "
+                                  "ON u.id = s.webuser_id WHERE u.username = 'full@acme'") == 0
+
+
 async def test_wrong_codes_are_throttled_like_passwords(enabled, browser, demo_db) -> None:
     await _password_step(browser)  # one attempt, counted until the code is right
     statuses = [(await browser.post("/api/v1/login/totp", {"code": "000000"}))[0]

@@ -50,12 +50,14 @@ INSERT INTO pending_logins (token_hash, webuser_id, employee_id, expires_at, ip)
 VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5);
 
 -- name: pending --
--- the pending login of a token, while it is alive, with the login name it is for
+-- the pending login of a token, while it is alive and its user may still log in (not
+-- deactivated, web access kept, since the password step), with the login name it is for
 SELECT p.webuser_id, p.employee_id, coalesce(u.username, e.username) AS username
   FROM pending_logins p
   LEFT JOIN customer_web_users u ON u.id = p.webuser_id
   LEFT JOIN employees e ON e.id = p.employee_id
- WHERE p.token_hash = $1 AND p.expires_at > now();
+ WHERE p.token_hash = $1 AND p.expires_at > now()
+   AND (u.active OR (e.active AND e.web_access));
 
 -- name: take_pending --
 -- one use: whoever deletes it completes the login
