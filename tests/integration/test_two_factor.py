@@ -253,3 +253,27 @@ async def test_the_secret_is_never_logged(users, caplog) -> None:
     secret = (await me.post("/api/v1/me/totp/setup")).body["secret"]
     assert (await me.post("/api/v1/me/totp/confirm", {"code": code(secret)})).status == 200
     assert secret not in caplog.text
+
+
+async def test_the_cli_without_json_and_its_refusals(demo_dsn, demo_db, tmp_path, capsys) -> None:
+    cfg = write_test_config(tmp_path, demo_dsn, smtp_port=8025)
+
+    async def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        status = await asyncio.to_thread(main, ["admin", *argv, "--config", str(cfg.path)])
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    status, out, _ = await run("employee", "totp", "tech", "--enable")
+    assert status == 0 and "two-factor login of tech is on" in out
+    secret = await demo_db.fetchval("SELECT secret FROM totp_credentials")
+    assert f"secret: {secret}" in out and "uri: otpauth://totp/" in out
+    assert len([line for line in out.splitlines() if line.startswith("  ")]) == 10
+    status, out, _ = await run("employee", "totp", "tech", "--disable")
+    assert status == 0 and "is off" in out
+    status, _, err = await run("employee", "totp", "tech", "--disable")
+    assert status == 1 and err == 'portald: two-factor login of "tech" is not on\n'
+    status, _, err = await run("webuser", "totp", "nobody@acme", "--enable")
+    assert status == 1 and "unknown customer web user" in err
+    assert await demo_db.fetchval("SELECT count(*) FROM totp_credentials") == 0
+    assert await demo_db.fetchval("SELECT count(*) FROM audit_log WHERE action LIKE 'totp.%'") == 2
