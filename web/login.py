@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from daemon.access.principals import load_principal
-from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES, Principal
+from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES, Kind, Principal
 from daemon.appkeys import METRICS, POOL
 from daemon.passwords import (
     MAX_LENGTH,
@@ -180,7 +180,7 @@ async def login(request: web.Request, username: str, password: str) -> LoginResu
     return result
 
 
-async def _totp_on(conn: Any, kind: Any, user_id: int) -> bool:
+async def _totp_on(conn: Any, kind: Kind, user_id: int) -> bool:
     cred = await totp_q.credential(conn, kind, user_id)
     return cred is not None and cred["confirmed_at"] is not None
 
@@ -199,7 +199,7 @@ async def _start_pending(request: web.Request, conn: Any, cand: Any, ip: str) ->
     return LoginResult(pending_token=token)
 
 
-async def open_session(request: web.Request, conn: Any, kind: Any, user_id: int, username: str,
+async def open_session(request: web.Request, conn: Any, kind: Kind, user_id: int, username: str,
                        *, second_factor: str | None = None) -> LoginResult:
     """The new session of a completed login, in the caller's transaction: failures of the name
     forgotten, audited, counted."""
