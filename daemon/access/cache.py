@@ -114,15 +114,28 @@ class PrivilegeCache:
             with contextlib.suppress(Exception):
                 await asyncio.shield(task)
 
-    async def at_least(self, version: int) -> Snapshot:
+    async def at_least(self, version: int,
+                       conn: asyncpg.Connection | None = None) -> Snapshot:
         """A snapshot of at least `version` (already committed, as a request just read it):
-        all requests waiting for a newer version share one reload."""
+        all requests waiting for a newer version share one reload. With `conn` (a request's
+        own connection), a reload this call starts runs on it rather than on a pooled one:
+        requests that wait while holding their connections must not need another."""
         for _ in range(3):
             if self.snapshot.version >= version:
                 break
             # A running reload may have started before `version` committed; if it comes back
             # older, the next round starts one that cannot have.
-            await asyncio.shield(self._inflight or self._start(None))
+            if self._inflight is not None:
+                await asyncio.shield(self._inflight)
+                continue
+            task = self._start(conn)
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if conn is not None:
+                    # the reload reads on our connection: it goes back to the pool only after
+                    await asyncio.wait([task])
+                raise
         return self.snapshot
 
     def _reload_done(self, task: asyncio.Task[Snapshot]) -> None:
@@ -143,14 +156,16 @@ class PrivilegeCache:
 
     # -- lookup -----------------------------------------------------------------------------
 
-    async def principal(self, kind: Kind, user_id: int, version: int) -> Principal | None:
+    async def principal(self, kind: Kind, user_id: int, version: int,
+                        conn: asyncpg.Connection | None = None) -> Principal | None:
         """The principal as of at least `version` (what the request just read from the
-        database): from the snapshot when the cache may be trusted, else from the database."""
+        database): from the snapshot when the cache may be trusted, else from the database
+        (on `conn` when given: the request's own connection, outside any transaction)."""
         if self.valid:
             snap = self.snapshot
             if snap.version < version:
                 try:
-                    snap = await self.at_least(version)
+                    snap = await self.at_least(version, conn)
                 except Exception as exc:  # the database decides below, or the request fails
                     log.warning("privilege reload failed, reading one principal instead: %r", exc)
                     snap = self.snapshot
@@ -160,5 +175,4 @@ class PrivilegeCache:
         self.direct_reads += 1
         if self.metrics is not None:
             self.metrics.privilege_direct_reads.inc()
-        return await load_principal(self.pool, kind, user_id)
-
+        return await load_principal(conn if conn is not None else self.pool, kind, user_id)

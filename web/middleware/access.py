@@ -1,14 +1,14 @@
 """Who is asking, and may they: the access middleware every route passes through.
 
 Each route of web/routes.py declares an `Access`; `access_middleware` enforces it before the
-handler runs, so a handler cannot forget it. In one database round trip the middleware resolves
-the session cookie and reads `privilege_state.version`; the principal then comes from the
-privilege cache at that version (see daemon/access/cache.py). Handlers get it with
-`web.context.principal(request)`.
+handler runs, so a handler cannot forget it. A request takes one pooled connection, and only
+one: on it, in one round trip, the middleware resolves the session cookie and reads
+`privilege_state.version`; the principal then comes from the privilege cache at that version
+(see daemon/access/cache.py). Handlers get it with `web.context.principal(request)`.
 
-The middleware then opens the request's one transaction, as portald_web on behalf of that
-principal (daemon/access/acting.py), and hands its connection to the handler
-(`web.context.db(request)`): the database's row-level security is the second wall behind
+The middleware then opens the request's one transaction on that same connection, as
+portald_web on behalf of that principal (daemon/access/acting.py), and hands the connection to
+the handler (`web.context.db(request)`): the database's row-level security is the second wall behind
 the query layer's scope. It commits when the handler answers, redirects or refuses (a refused
 action has undone its own changes in a savepoint) and rolls back on anything unexpected.
 """
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
+import asyncpg
 from aiohttp import web
 
 from daemon.access.acting import CommitRefused, acting_as
@@ -109,25 +110,29 @@ ROUTE_SPECS = web.AppKey("route_specs", dict)
 ACCESS_BY_NAME = web.AppKey("access_by_name", dict)
 
 
-async def resolve_principal(request: web.Request) -> tuple[Session, Principal] | None:
-    """The live session and principal of this request's cookie, or None."""
+async def resolve_principal(request: web.Request,
+                            conn: asyncpg.Connection | None = None) -> tuple[Session, Principal] | None:
+    """The live session and principal of this request's cookie, or None. Reads on `conn` (the
+    request's one connection, before its transaction begins), or on a pooled one."""
+    if conn is None:
+        async with request.app[POOL].acquire() as pooled:
+            return await resolve_principal(request, pooled)
     cfg = settings(request)
     token = sessions.request_token(request, cfg)
     if token is None:
         return None
-    pool = request.app[POOL]
-    resolved = await sessions.resolve(pool, token, cfg)
+    resolved = await sessions.resolve(conn, token, cfg)
     s = resolved.session
     if s is None:
         return None
-    p = await request.app[PRIVILEGES].principal(s.kind, s.user_id, resolved.version)
+    p = await request.app[PRIVILEGES].principal(s.kind, s.user_id, resolved.version, conn=conn)
     if p is None or not p.may_log_in:
         # Deactivation (or web access taken away) already deleted the row in the database;
         # this covers any other way a principal stops existing or being allowed in between.
-        await sessions.end(pool, s)
+        await sessions.end(conn, s)
         return None
     if resolved.stale:
-        await sessions.touch(pool, s)
+        await sessions.touch(conn, s)
     return s, p
 
 
@@ -151,12 +156,22 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     if spec.public:
         return await handler(request)
     try:
-        found = await resolve_principal(request)
+        # One connection for the whole request: the session, the principal and the page's
+        # data. Each acquisition costs the pool's reset round trip on release.
+        async with request.app[POOL].acquire() as conn:
+            return await _authorised(request, handler, spec, conn)
     except OUTAGE_ERRORS as exc:
+        if DB in request:
+            raise  # the handler's own work failed: the error middleware decides
         # not the user's fault and not a bug: say so, and let them retry
         log.warning("cannot check the session, database unavailable: %r", exc)
         raise ApiError(503, "the portal cannot reach its database; try again in a moment",
                        headers={"Retry-After": "5"}) from None
+
+
+async def _authorised(request: web.Request, handler: Handler, spec: RouteSpec,
+                      conn: asyncpg.Connection) -> web.StreamResponse:
+    found = await resolve_principal(request, conn)
     if found is None:
         if is_api(request):
             raise ApiError(401, "log in first")
@@ -176,13 +191,13 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise ApiError(403, refusal)
     request[SESSION] = s
     request[PRINCIPAL] = p
-    return await _in_transaction(request, handler, p)
+    return await _in_transaction(request, handler, p, conn)
 
 
-async def _in_transaction(request: web.Request, handler: Handler, p: Principal) -> web.StreamResponse:
+async def _in_transaction(request: web.Request, handler: Handler, p: Principal,
+                          conn: asyncpg.Connection) -> web.StreamResponse:
     try:
-        async with request.app[POOL].acquire() as conn, acting_as(
-                conn, p, commit_despite=(ApiError, web.HTTPException)):
+        async with acting_as(conn, p, commit_despite=(ApiError, web.HTTPException)):
             request[DB] = conn
             return await handler(request)
     except CommitRefused as exc:
