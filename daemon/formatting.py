@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 
 
 def plain(value: Any) -> Any:
@@ -23,6 +24,23 @@ def plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
+
+
+def _json_default(value: Any) -> Any:
+    # orjson writes times itself, in the same ISO 8601 form as `plain`; the rest is `plain`'s
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, asyncpg.Record):
+        return dict(value.items())
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def json_bytes(value: Any) -> bytes:
+    """A JSON document of values `plain` takes (records, decimals, times), written by orjson:
+    each value is converted once, in C, instead of by `plain` and then `json.dumps`."""
+    return orjson.dumps(value, default=_json_default)
 
 
 def money(value: Decimal | int | float | None) -> str:

@@ -363,8 +363,12 @@ def setup_web(app: web.Application) -> None:
     # Templates extend web/templates/base.html; autoescaping is on for every template.
     # aiohttp-jinja2 keeps its per-request context under a string key; that is its business.
     warnings.filterwarnings("ignore", category=web.NotAppKeyWarning, module="aiohttp_jinja2")
+    # Outside demo mode (`make run`, where templates are being edited) a template is compiled
+    # once, on first use, and never checked against its file again (no stat per render).
+    development = CAUGHT_MAIL in app
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+        auto_reload=development, cache_size=-1,
         context_processors=[aiohttp_jinja2.request_processor, template_context])
     env.filters["filename"] = safe_filename
     env.globals.update(TEMPLATE_GLOBALS, status_labels=ticket_pages.STATUS_LABELS,

@@ -1,5 +1,5 @@
 """Tickets and their children as the JSON API writes them: plain dicts, decimals and times as
-strings (daemon.formatting.plain), and only the columns the query let the principal see."""
+strings (daemon.formatting: `plain`, or `json_bytes` when written), and only the columns the query let the principal see."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ _CONTACT = {"contact_name": "name", "account_phone": "phone", "account_email": "
 
 def ticket_json(row: Mapping[str, Any]) -> dict[str, Any]:
     """A ticket as `p` may see it: the query selected only the visible columns, so priority,
-    asset and assignee are simply absent when hidden."""
-    columns = dict(row.items())  # asyncpg records iterate over values, not keys
-    data = {k: plain(v) for k, v in columns.items() if k not in _CONTACT}
-    if "contact_name" in columns:
-        data["contact"] = {name: columns[col] for col, name in _CONTACT.items()}
+    asset and assignee are simply absent when hidden. Its values stay as the database gave
+    them (a ticket has no decimal; times are written by daemon.formatting.json_bytes), so a
+    page of tickets is converted once, by the JSON writer."""
+    data = dict(row.items())  # asyncpg records iterate over values, not keys
+    if "contact_name" in data:
+        data["contact"] = {name: data.pop(col) for col, name in _CONTACT.items()}
     return data
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from daemon.formatting import json_bytes
 from web import schemas
 from web import ticket_actions as actions
 from web.context import client_ip, db, principal
@@ -22,7 +23,7 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    response = web.json_response(data, status=status)
+    response = web.Response(body=json_bytes(data), status=status, content_type="application/json")
     # answers carry personal data: never from a shared cache
     response.headers["Cache-Control"] = "private, no-store"
     return response
