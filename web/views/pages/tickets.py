@@ -18,6 +18,7 @@ from aiohttp import web
 from daemon.access.scope import Principal
 from daemon.queries import account_data, mail
 from daemon.queries import tickets as q
+from daemon.queries.ticket_page import Wanted, ticket_page
 from web import ticket_actions as actions
 from web.context import client_ip, db, principal
 from web.errors import ApiError, not_found
@@ -173,26 +174,27 @@ async def ticket_list(request: web.Request) -> web.Response:
 
 async def ticket_context(conn: asyncpg.Connection, p: Principal, ticket_id: int) -> dict[str, Any]:
     """Everything a ticket page shows to `p`; raises 404 when the ticket is not in scope. Only
-    the sections `p` may see are read."""
-    ticket = await q.get_ticket(conn, p, ticket_id)
-    if ticket is None:
+    the sections `p` may see are read: the ticket and its sections in one statement, and for
+    employees the ticket's mail in a second."""
+    # which sections `p` may see depends on the principal alone; only `close` needs the ticket
+    s = sections_for(p, {"status": "open"})
+    found = await ticket_page(conn, p, ticket_id, Wanted(
+        notes=s.notes, emails=s.emails, attachments=s.attachments, charges=s.charges,
+        recipients=s.recipients, assets=s.asset == "edit",
+        people=s.assign or s.edit_recipients, hourly_rate=s.log_charges))
+    if found is None:
         raise not_found()
-    s = sections_for(p, ticket)
-    ctx: dict[str, Any] = {"ticket": ticket, "s": s}
-    ctx["notes"] = await q.list_notes(conn, p, ticket_id) if s.notes else []
-    ctx["emails"] = await q.list_emails(conn, p, ticket_id) if s.emails else []
-    ctx["attachments"] = await q.list_attachments(conn, p, ticket_id) if s.attachments else []
-    ctx["charges"] = await q.list_charges(conn, p, ticket_id) if s.charges else []
+    s = sections_for(p, found)
+    ctx: dict[str, Any] = {"ticket": found, "s": s}
+    for section in ("notes", "emails", "attachments", "charges", "recipients", "people",
+                    "assets"):
+        ctx[section] = found.pop(section, [])
     ctx["charges_total"] = sum((c["amount"] for c in ctx["charges"]), Decimal(0))
-    ctx["recipients"] = await q.list_recipients(conn, p, ticket_id) if s.recipients else []
-    needs_people = s.assign or s.edit_recipients
-    ctx["people"] = await q.assignable_employees(conn, ticket["account_id"]) if needs_people else []
-    ctx["assets"] = (await q.account_assets(conn, ticket["account_id"])
-                     if s.asset == "edit" else [])
     ctx["deliveries"] = (await mail.delivery_status(conn, ticket_id, principal=p)
                          if s.delivery else [])
     if s.log_charges:
-        ctx["hourly_rate"] = await q.hourly_rate(conn, p.id)
+        rate = found.pop("hourly_rate")
+        ctx["hourly_rate"] = rate if rate is not None else Decimal(0)
     return ctx
 
 
