@@ -80,6 +80,15 @@ async def connect(dsn: str) -> asyncpg.Connection:
         raise DatabaseUnavailable(describe_connect_error(exc)) from None
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release. asyncpg has already rolled back a transaction left open;
+    its default would then send `RESET ALL`, `UNLISTEN *`, `CLOSE ALL` and
+    `pg_advisory_unlock_all()`, a round trip on every release, to undo session state that no
+    pooled connection of ours ever has: every setting is transaction-local (set_config(…,
+    true), daemon/access/acting.py), every advisory lock a transaction's, and LISTEN lives on
+    dedicated connections. Keep it that way, or reset here what you add."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     try:
         return await asyncpg.create_pool(
@@ -87,6 +96,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
             command_timeout=COMMAND_TIMEOUT_S,
             # our statements are few and hot; the default cache size fits them
             max_inactive_connection_lifetime=300,
+            reset=keep_session,
         )
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailable(describe_connect_error(exc)) from None
