@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from daemon.access.acting import acting_as
 from daemon.access.principals import load_principal
 from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES, Kind, Principal
 from daemon.appkeys import METRICS, POOL
@@ -228,29 +229,31 @@ async def logout(request: web.Request) -> None:
 
 async def change_password(request: web.Request, current: str, new: str) -> None:
     """Raises ApiError 422 (wrong current password, weak new one), 429 or 503; on success ends
-    the user's other sessions."""
+    the user's other sessions. Its route holds no connection (`holds_db=False` in
+    web/routes.py): each step below takes one for its own transaction, as portald_web on behalf
+    of the user, and none is held while a password is hashed (~0.2 s of a core, twice)."""
     cfg = settings(request)
     s, p = session(request), principal(request)
     ip = client_ip(request)
-    # The request's connection, in its transaction (web.context.db): the counted attempt is
-    # kept when the answer is a refusal, as every refusal's own record is; the throttle's
-    # locks are held until the answer, so attempts of this name or address wait their turn.
-    conn = db(request)
+    pool = request.app[POOL]
     # A stolen session must not become a password-guessing oracle: same throttle as login.
-    attempt = await claim_attempt(conn, p.username, ip, cfg.http.login_attempts_per_15min)
-    stored = await q.password_hash(conn, s.kind, s.user_id)
+    # The attempt is counted (and committed) before the hash is checked, as a login's is.
+    async with pool.acquire() as conn, acting_as(conn, p):
+        attempt = await claim_attempt(conn, p.username, ip, cfg.http.login_attempts_per_15min)
+        stored = await q.password_hash(conn, s.kind, s.user_id)
     if not await check_password(request, stored, current if len(current) <= MAX_LENGTH else ""):
         raise ApiError(422, "the current password is wrong", field="current")
     problem = password_problem(new)
     if problem:
-        await q.forget_attempt(conn, attempt)  # the right password: not a failure
+        async with pool.acquire() as conn, acting_as(conn, p):
+            await q.forget_attempt(conn, attempt)  # the right password: not a failure
         raise ApiError(422, problem, field="new")
     try:
         new_hash = await request.app[HASHING].hash(new)
     except HashingBusy:
         raise ApiError(503, "the portal is busy; try again in a moment",
                        headers={"Retry-After": "2"}) from None
-    async with conn.transaction():
+    async with pool.acquire() as conn, acting_as(conn, p):
         await q.forget_attempt(conn, attempt)
         await q.set_password_hash(conn, s.kind, s.user_id, new_hash)
         ended = await q.delete_others(conn, kind=s.kind, user_id=s.user_id, keep=s.token_hash)

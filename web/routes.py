@@ -75,6 +75,9 @@ class Route:
     name: str
     public: bool = False
     access: Access | None = None
+    # False: the handler takes pooled connections itself, around slow work that needs none
+    # (hashing a password); the request's connection is let go once the session is resolved
+    holds_db: bool = True
 
     def __post_init__(self) -> None:
         if self.public and self.access is not None:
@@ -102,7 +105,7 @@ ROUTES: list[Route] = [
     Route("GET", "/api/v1/me", auth_api.api_me, "api_me"),
     # employees may always change their own password; customers need the privilege
     Route("POST", "/api/v1/me/password", auth_api.api_change_password, "api_me_password",
-          access=Access(privilege=("change_password", "on"))),
+          access=Access(privilege=("change_password", "on")), holds_db=False),
     # two-factor login, set up by the user (web/two_factor.py)
     Route("GET", "/api/v1/me/totp", totp_api.api_totp_status, "api_me_totp", access=ENROLMENT),
     Route("POST", "/api/v1/me/totp/setup", totp_api.api_totp_setup, "api_me_totp_setup",
@@ -253,7 +256,7 @@ ROUTES: list[Route] = [
     Route("GET", "/me/password", password_page.password_page, "me_password",
           access=Access(privilege=("change_password", "on"))),
     Route("POST", "/me/password", password_page.password_submit, "me_password_submit",
-          access=Access(privilege=("change_password", "on"))),
+          access=Access(privilege=("change_password", "on")), holds_db=False),
     # -- end of account data --------------------------------------------------------------
     # -- administration (web/views/admin/): the portal face of daemon/services, the functions
     # `portald admin …` calls. ADMIN = employees whose group has the `admin` privilege; everyone
@@ -353,7 +356,8 @@ def setup_web(app: web.Application) -> None:
     specs: dict[web.AbstractRoute, RouteSpec] = {}
     for r in ROUTES + (DEMO_ROUTES if CAUGHT_MAIL in app else []):
         added = app.router.add_route(r.method, r.path, r.handler, name=r.name)
-        specs[added] = RouteSpec(public=r.public, access=r.access or Access())
+        specs[added] = RouteSpec(public=r.public, access=r.access or Access(),
+                                 holds_db=r.holds_db)
     app[ROUTE_SPECS] = specs
     app[ACCESS_BY_NAME] = {r.name: r.access or Access() for r in ROUTES if not r.public}
     setup_hashing(app)

@@ -100,6 +100,7 @@ class RouteSpec:
 
     public: bool
     access: Access
+    holds_db: bool = True  # False: the handler gets no connection (web/routes.py Route)
 
 
 # where a user who must set up two-factor login is sent (web/views/pages/security.py)
@@ -157,9 +158,11 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     try:
         # One connection for the whole request: the session, the principal and the page's
-        # data. Each acquisition costs the pool's reset round trip on release.
+        # data. Each acquisition costs a round trip or two of the pool's.
         async with request.app[POOL].acquire() as conn:
-            return await _authorised(request, handler, spec, conn)
+            s, p = await _authorised(request, spec, conn)
+            if spec.holds_db:
+                return await _in_transaction(request, handler, p, conn)
     except OUTAGE_ERRORS as exc:
         if DB in request:
             raise  # the handler's own work failed: the error middleware decides
@@ -167,10 +170,12 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         log.warning("cannot check the session, database unavailable: %r", exc)
         raise ApiError(503, "the portal cannot reach its database; try again in a moment",
                        headers={"Retry-After": "5"}) from None
+    return await handler(request)
 
 
-async def _authorised(request: web.Request, handler: Handler, spec: RouteSpec,
-                      conn: asyncpg.Connection) -> web.StreamResponse:
+async def _authorised(request: web.Request, spec: RouteSpec,
+                      conn: asyncpg.Connection) -> tuple[Session, Principal]:
+    """Who is asking, on `conn`; 401/redirect when nobody, 403 (or 404) when not allowed."""
     found = await resolve_principal(request, conn)
     if found is None:
         if is_api(request):
@@ -191,7 +196,7 @@ async def _authorised(request: web.Request, handler: Handler, spec: RouteSpec,
         raise ApiError(403, refusal)
     request[SESSION] = s
     request[PRINCIPAL] = p
-    return await _in_transaction(request, handler, p, conn)
+    return s, p
 
 
 async def _in_transaction(request: web.Request, handler: Handler, p: Principal,
