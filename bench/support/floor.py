@@ -10,6 +10,11 @@ transaction, no role, no template: what is left when the portal's own work is ta
 /api                the JSON list's statement (all tickets, 50)
 /detail/{id}        the ticket page's statement (the ticket and its sections, json_agg)
 /detail-two/{id}    the ticket and its notes in two statements (the floor the issue used)
+/same/list, /same/detail/{id}, /same/api
+                    every statement the portal sends for that page, in the same order: the
+                    session cookie resolved, BEGIN, the role and principal named, the page's
+                    statement, COMMIT; what is left beside the portal is its Python (the
+                    middleware, validation, templates)
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
+from daemon.access.acting import acting_as  # noqa: E402
 from daemon.access.principals import find_user  # noqa: E402
 from daemon.access.scope import Principal  # noqa: E402
+from daemon.queries import sessions as sq  # noqa: E402
 from daemon.queries import tickets as tq  # noqa: E402
 from daemon.queries.ticket_page import Wanted, ticket_page  # noqa: E402
+from web.sessions import COOKIE_NAME, hash_token  # noqa: E402
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 PRINCIPAL = web.AppKey("principal", Principal)
@@ -79,6 +87,40 @@ async def detail_two(request: web.Request) -> web.Response:
     return _json({"ticket": dict(ticket.items()), "notes": [dict(n.items()) for n in notes]})
 
 
+async def same_sql(request: web.Request, read: Any) -> web.Response:
+    """The portal's statements for one page: the session, then its one transaction."""
+    p = request.app[PRINCIPAL]
+    token = request.cookies.get(COOKIE_NAME, "")
+    async with request.app[POOL].acquire() as conn:
+        found = await sq.resolve(conn, hash_token(token), idle_s=3600, absolute_s=86400,
+                                 touch_after_s=60)
+        if found["csrf_token"] is None:
+            raise web.HTTPUnauthorized()
+        async with acting_as(conn, p):
+            data = await read(conn, p)
+    return _json(data)
+
+
+async def same_list(request: web.Request) -> web.Response:
+    async def read(conn: asyncpg.Connection, p: Principal) -> Any:
+        rows, _ = await tq.list_tickets(conn, p, tq.TicketFilter(status="open", limit=50))
+        return [dict(r.items()) for r in rows]
+    return await same_sql(request, read)
+
+
+async def same_api(request: web.Request) -> web.Response:
+    async def read(conn: asyncpg.Connection, p: Principal) -> Any:
+        rows, _ = await tq.list_tickets(conn, p, tq.TicketFilter(limit=50))
+        return [dict(r.items()) for r in rows]
+    return await same_sql(request, read)
+
+
+async def same_detail(request: web.Request) -> web.Response:
+    async def read(conn: asyncpg.Connection, p: Principal) -> Any:
+        return await ticket_page(conn, p, int(request.match_info["id"]), wanted(p))
+    return await same_sql(request, read)
+
+
 def floor_app(dsn: str, pool_max: int, username: str) -> web.Application:
     app = web.Application()
 
@@ -96,6 +138,9 @@ def floor_app(dsn: str, pool_max: int, username: str) -> web.Application:
     app.router.add_get("/api", api_list)
     app.router.add_get("/detail/{id:[0-9]+}", detail)
     app.router.add_get("/detail-two/{id:[0-9]+}", detail_two)
+    app.router.add_get("/same/list", same_list)
+    app.router.add_get("/same/api", same_api)
+    app.router.add_get("/same/detail/{id:[0-9]+}", same_detail)
     return app
 
 
