@@ -78,6 +78,20 @@ def absolute_s(cfg: Config) -> int:
 async def resolve(conn: asyncpg.Connection | asyncpg.Pool, token: str, cfg: Config) -> Resolved:
     row = await q.resolve(conn, hash_token(token), idle_s=idle_s(cfg), absolute_s=absolute_s(cfg),
                           touch_after_s=TOUCH_INTERVAL_S)
+    return _resolved(token, row)
+
+
+async def resolve_acting(conn: asyncpg.Connection, token: str, cfg: Config, role: str) -> Resolved:
+    """`resolve` as the first statement of the request's transaction, which it also switches
+    to `role` on behalf of the session's user (daemon/access/acting.py) when the session is
+    alive; a stale last_seen_at is touched in the same round trip."""
+    row = await q.resolve_acting(conn, hash_token(token), idle_s=idle_s(cfg),
+                                 absolute_s=absolute_s(cfg), touch_after_s=TOUCH_INTERVAL_S,
+                                 role=role)
+    return _resolved(token, row)
+
+
+def _resolved(token: str, row: asyncpg.Record) -> Resolved:
     if row["csrf_token"] is None:
         return Resolved(None, row["version"])
     kind: Kind = "customer" if row["webuser_id"] is not None else "employee"

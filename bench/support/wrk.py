@@ -73,9 +73,11 @@ def script(directory: Path, name: str, cookie: str | None) -> Path:
 
 
 def run(wrk: str, url: str, lua: Path, *, connections: int, seconds: float) -> Figures:
-    """wrk with one thread (one core's worth of load generator at most) for `seconds`."""
+    """wrk with one thread (one core's worth of load generator at most) for `seconds` (whole
+    seconds: wrk takes no fraction)."""
+    seconds = max(1, round(seconds))
     done = subprocess.run(
-        [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(lua), url],
+        [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(lua), url],
         capture_output=True, text=True, timeout=seconds + 30)
     if done.returncode != 0:
         raise SystemExit(f"wrk failed on {url}: {done.stderr.strip()}")

@@ -42,11 +42,22 @@ async def acting_as(conn: asyncpg.Connection, p: Principal, *,
     the work done: a redirect, a refusal whose own changes were already undone); anything else
     rolls it back. Raises CommitRefused when the commit itself is refused by a check the user
     can cause."""
+    async with settled(conn, commit_despite=commit_despite):
+        await q.act_as(conn, WEB_ROLE, principal_setting(p))
+        yield conn
+
+
+@contextlib.asynccontextmanager
+async def settled(conn: asyncpg.Connection, *,
+                  commit_despite: tuple[type[BaseException], ...] = ()
+                  ) -> AsyncIterator[asyncpg.transaction.Transaction]:
+    """A transaction on `conn`, ended as `acting_as` ends its own; the block names the
+    principal itself (the web layer does so in its first statement, web/sessions.py
+    `resolve_acting`)."""
     tr = conn.transaction()
     await tr.start()
     try:
-        await q.act_as(conn, WEB_ROLE, principal_setting(p))
-        yield conn
+        yield tr
     except commit_despite:
         await _commit(tr)
         raise

@@ -156,6 +156,14 @@ class PrivilegeCache:
 
     # -- lookup -----------------------------------------------------------------------------
 
+    def cached(self, kind: Kind, user_id: int, version: int) -> Principal | None | bool:
+        """The principal straight from the snapshot (None: no such user) when the cache may
+        be trusted and is at least at `version`; False when only `principal()` can say."""
+        snap = self.snapshot
+        if self.valid and snap.version >= version:
+            return snap.get(kind, user_id)
+        return False
+
     async def principal(self, kind: Kind, user_id: int, version: int,
                         conn: asyncpg.Connection | None = None) -> Principal | None:
         """The principal as of at least `version` (what the request just read from the

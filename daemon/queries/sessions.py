@@ -35,6 +35,32 @@ async def resolve(conn: Conn, token_hash: bytes, *, idle_s: int, absolute_s: int
         token_hash, idle_s, absolute_s, touch_after_s)
 
 
+async def resolve_acting(conn: asyncpg.Connection, token_hash: bytes, *, idle_s: int,
+                         absolute_s: int, touch_after_s: int, role: str) -> asyncpg.Record:
+    """`resolve` in an open transaction, and in the same round trip, when the session is
+    alive: its last_seen_at touched when stale, then the rest of the transaction switched to
+    `role` with the session's user named as principal (what `principals.act_as` does). The
+    statement's own rights are checked as it starts, as the tables' owner."""
+    return await conn.fetchrow(
+        """WITH s AS (
+               SELECT s.token_hash, s.webuser_id, s.employee_id, s.csrf_token,
+                      s.last_seen_at < now() - make_interval(secs => $4) AS stale
+                 FROM sessions s
+                WHERE s.token_hash = $1 AND s.expires_at > now()
+                  AND s.created_at > now() - make_interval(secs => $3)
+                  AND s.last_seen_at > now() - make_interval(secs => $2)),
+           touched AS (
+               UPDATE sessions t SET last_seen_at = now() FROM s
+                WHERE t.token_hash = s.token_hash AND s.stale RETURNING 1)
+           SELECT p.version, s.webuser_id, s.employee_id, s.csrf_token, s.stale,
+                  CASE WHEN s.csrf_token IS NOT NULL THEN set_config('role', $5, true) END AS role,
+                  CASE WHEN s.csrf_token IS NOT NULL THEN portald_act_as(
+                       CASE WHEN s.webuser_id IS NOT NULL THEN 'customer:' || s.webuser_id
+                            ELSE 'employee:' || s.employee_id END) END AS principal
+             FROM privilege_state p LEFT JOIN s ON true""",
+        token_hash, idle_s, absolute_s, touch_after_s, role)
+
+
 async def touch(conn: Conn, token_hash: bytes) -> None:
     await conn.execute("UPDATE sessions SET last_seen_at = now() WHERE token_hash = $1", token_hash)
 

@@ -24,7 +24,7 @@ from urllib.parse import quote
 import asyncpg
 from aiohttp import web
 
-from daemon.access.acting import CommitRefused, acting_as
+from daemon.access.acting import WEB_ROLE, CommitRefused, acting_as, settled
 from daemon.access.scope import CUSTOMER_PRIVILEGES, EMPLOYEE_PRIVILEGES, Principal
 from daemon.appkeys import POOL, PRIVILEGES
 from daemon.db.pool import OUTAGE_ERRORS
@@ -160,9 +160,9 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         # One connection for the whole request: the session, the principal and the page's
         # data. Each acquisition costs a round trip or two of the pool's.
         async with request.app[POOL].acquire() as conn:
-            s, p = await _authorised(request, spec, conn)
             if spec.holds_db:
-                return await _in_transaction(request, handler, p, conn)
+                return await _serve(request, handler, spec, conn)
+            await _authorised(request, spec, conn)
     except OUTAGE_ERRORS as exc:
         if DB in request:
             raise  # the handler's own work failed: the error middleware decides
@@ -173,10 +173,52 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     return await handler(request)
 
 
+async def _serve(request: web.Request, handler: Handler, spec: RouteSpec,
+                 conn: asyncpg.Connection) -> web.StreamResponse:
+    """The request in one transaction whose first statement resolves the session and names
+    its user as the principal. Only when the privilege cache cannot answer at once (a newer
+    version to load, or no listener to vouch for it) is the principal read first, outside."""
+    token = sessions.request_token(request, settings(request))
+    try:
+        async with settled(conn, commit_despite=(ApiError, web.HTTPException)):
+            found = await _acting_principal(request, conn, token) if token else None
+            if found is not False:
+                _admit(request, spec, found)
+                request[DB] = conn
+                return await handler(request)
+    except CommitRefused as exc:
+        # what the handler answered did not happen after all: say why instead
+        raise ApiError(422, str(exc)) from None
+    _, p = await _authorised(request, spec, conn)
+    return await _in_transaction(request, handler, p, conn)
+
+
+async def _acting_principal(request: web.Request, conn: asyncpg.Connection,
+                            token: str) -> tuple[Session, Principal] | None | bool:
+    """The session and principal (None: nobody), the transaction acting for them; False when
+    the privilege cache cannot say who it is without reading."""
+    resolved = await sessions.resolve_acting(conn, token, settings(request), WEB_ROLE)
+    s = resolved.session
+    if s is None:
+        return None
+    p = request.app[PRIVILEGES].cached(s.kind, s.user_id, resolved.version)
+    if p is False:
+        return False
+    if p is None or not p.may_log_in:
+        # as in resolve_principal; the refusal that follows commits the deletion
+        await sessions.end(conn, s)
+        return None
+    return s, p
+
+
 async def _authorised(request: web.Request, spec: RouteSpec,
                       conn: asyncpg.Connection) -> tuple[Session, Principal]:
     """Who is asking, on `conn`; 401/redirect when nobody, 403 (or 404) when not allowed."""
-    found = await resolve_principal(request, conn)
+    return _admit(request, spec, await resolve_principal(request, conn))
+
+
+def _admit(request: web.Request, spec: RouteSpec,
+           found: tuple[Session, Principal] | None) -> tuple[Session, Principal]:
     if found is None:
         if is_api(request):
             raise ApiError(401, "log in first")
