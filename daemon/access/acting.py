@@ -4,7 +4,8 @@ daemon/db/sql/008_row_level_security.sql, the second wall behind daemon/access/s
 
 Both settings are transaction-local (`set_config(…, true)`), so the connection goes back to the
 pool as the owner it was, naming nobody. The web layer's access middleware opens one such
-transaction per request, on the connection it then hands to the handler. Work that serves no
+transaction per request (`settled`, naming the principal in the statement that resolves the
+session), on the connection it then hands to the handler. Work that serves no
 principal (the mail worker, the scheduler, the CLI, migrations, the demo loader, the session
 lookup before anyone is known) runs as the owner of the tables, which the policies let through.
 """

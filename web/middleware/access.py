@@ -2,15 +2,18 @@
 
 Each route of web/routes.py declares an `Access`; `access_middleware` enforces it before the
 handler runs, so a handler cannot forget it. A request takes one pooled connection, and only
-one: on it, in one round trip, the middleware resolves the session cookie and reads
-`privilege_state.version`; the principal then comes from the privilege cache at that version
-(see daemon/access/cache.py). Handlers get it with `web.context.principal(request)`.
-
-The middleware then opens the request's one transaction on that same connection, as
-portald_web on behalf of that principal (daemon/access/acting.py), and hands the connection to
-the handler (`web.context.db(request)`): the database's row-level security is the second wall behind
-the query layer's scope. It commits when the handler answers, redirects or refuses (a refused
-action has undone its own changes in a savepoint) and rolls back on anything unexpected.
+one, and opens the request's one transaction on it. Its first statement resolves the session
+cookie, reads `privilege_state.version` and switches the transaction to portald_web on behalf
+of the session's user (daemon/access/acting.py, web/sessions.py `resolve_acting`); the
+principal then comes from the privilege cache at that version (daemon/access/cache.py). When
+the cache cannot answer at once (a newer version to load, or no listener to vouch for it), the
+principal is read on the same connection before the transaction instead. Handlers get it with
+`web.context.principal(request)`, and the connection with `web.context.db(request)`: the
+database's row-level security is the second wall behind the query layer's scope. The
+transaction commits when the handler answers, redirects or refuses (a refused action has
+undone its own changes in a savepoint) and rolls back on anything unexpected. Routes that
+hash a password (`holds_db=False` in web/routes.py) get no connection: it goes back to the
+pool once the session is resolved.
 """
 
 from __future__ import annotations
