@@ -11,9 +11,9 @@ transaction, no role, no template: what is left when the portal's own work is ta
 /detail/{id}        the ticket page's statement (the ticket and its sections, json_agg)
 /detail-two/{id}    the ticket and its notes in two statements (the floor the issue used)
 /same/list, /same/detail/{id}, /same/api
-                    every statement the portal sends for that page, in the same order: the
-                    session cookie resolved, BEGIN, the role and principal named, the page's
-                    statement, COMMIT; what is left beside the portal is its Python (the
+                    every statement the portal sends for that page, in the same order: BEGIN,
+                    the session cookie resolved and its user named as principal (one
+                    statement), the page's statement, COMMIT; what is left beside the portal is its Python (the
                     middleware, validation, templates)
 """
 
@@ -30,7 +30,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
-from daemon.access.acting import acting_as  # noqa: E402
+from daemon.access.acting import WEB_ROLE, settled  # noqa: E402
 from daemon.access.principals import find_user  # noqa: E402
 from daemon.access.scope import Principal  # noqa: E402
 from daemon.queries import sessions as sq  # noqa: E402
@@ -88,16 +88,16 @@ async def detail_two(request: web.Request) -> web.Response:
 
 
 async def same_sql(request: web.Request, read: Any) -> web.Response:
-    """The portal's statements for one page: the session, then its one transaction."""
+    """The portal's statements for one page: BEGIN, the session resolved and its user named
+    as principal (one statement), the page's, COMMIT."""
     p = request.app[PRINCIPAL]
     token = request.cookies.get(COOKIE_NAME, "")
-    async with request.app[POOL].acquire() as conn:
-        found = await sq.resolve(conn, hash_token(token), idle_s=3600, absolute_s=86400,
-                                 touch_after_s=60)
+    async with request.app[POOL].acquire() as conn, settled(conn):
+        found = await sq.resolve_acting(conn, hash_token(token), idle_s=3600, absolute_s=86400,
+                                        touch_after_s=60, role=WEB_ROLE)
         if found["csrf_token"] is None:
             raise web.HTTPUnauthorized()
-        async with acting_as(conn, p):
-            data = await read(conn, p)
+        data = await read(conn, p)
     return _json(data)
 
 
