@@ -13,8 +13,11 @@ at one connection for SOLO_S:
   detail       GET /tickets/{id} as full@acme (every section of Full)     floor: /detail/{id}
   api          GET /api/v1/tickets as full@acme                           floor: /api
   sub list     GET /tickets as sub1 (my tickets), sub search GET /tickets?q=… as sub1
-and for reference a constant handler (ceiling) and the ticket and its notes in two statements
-(the floor the detail page was first measured against).
+and beside each page a bare handler that sends every statement the portal sends for it (BEGIN,
+the session resolved and its principal named, the page's statement, COMMIT): what is left
+between the two is the portal's Python (middleware, validation, templates). For reference, a
+constant handler (ceiling) and the ticket and its notes in two statements (the floor the
+detail page was first measured against).
 
 Row-level security: the list and detail pages once more, served by a second daemon on a copy
 of the database whose tables have row-level security disabled (a bench-only step); the daemon
@@ -25,7 +28,8 @@ daemon started with `--workers 2`, beside the one with a single worker.
 
 Prints per target req/s and p50/p99 at CONNECTIONS and at one connection, with the CPU the
 server and PostgreSQL spent per request; LAST one line with each page's throughput relative to
-its floor (goal >= GOAL) and the cost of row-level security.
+its floor and to the bare handler with its statements (goal >= GOAL) and the cost of
+row-level security.
 """
 
 from __future__ import annotations
