@@ -30,11 +30,12 @@ async def test_pages_answer_on_a_pool_of_one_connection(one_connection_app, aioh
     try:
         ticket = (await full.get("/api/v1/tickets")).body["items"][0]["id"]
         cache = one_connection_app[PRIVILEGES]
-        # a cache that the listener vouches for, behind the database: the request that reads
-        # the newer version reloads it, on the one connection it already holds
+        # a cache that the listener vouches for, behind the database (a newer version whose
+        # notification never came): the request that reads it reloads the cache, on the one
+        # connection it already holds
         await cache.reload()
         cache.mark_valid()
-        await demo_db.execute("UPDATE licenses SET seats = seats + 1")  # bumps the version
+        await demo_db.execute("UPDATE privilege_state SET version = version + 1")
         reloads = cache.reloads
         async with asyncio.timeout(10):
             for path in ("/tickets", f"/tickets/{ticket}", "/api/v1/tickets"):
