@@ -140,7 +140,7 @@ async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
 async def outbox_ctx(app: web.Application) -> AsyncIterator[None]:
     """The mail worker in the application's life: started after the pool, stopped before it."""
     try:
-        pool = await create_mail_pool(app[DSN])
+        pool = await create_mail_pool(app[DSN], lanes=app[SETTINGS].current.smtp.connections)
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailable(describe_connect_error(exc)) from None
     worker = OutboxWorker(pool=pool, dsn=app[DSN], settings=app[SETTINGS], metrics=app[METRICS])

@@ -170,6 +170,9 @@ class SmtpConfig(Section):
     # `from` is a Python keyword: the field carries a trailing underscore, the key does not
     from_: Str = Field(default="portald <portald@localhost>", alias="from")
     timeout_s: Int = 30
+    # SMTP sessions the outbox worker keeps side by side, each carrying many mails: against a
+    # relay some milliseconds away, mails per second grow with this (read at start-up)
+    connections: Int = 4
 
 
 class MailConfig(Section):
@@ -394,6 +397,7 @@ def _problems(cfg: Config) -> list[str]:
           f"smtp.from: must be a mail address such as 'portald <portald@example.com>' (got {s.from_!r})")
     check(bool(s.username) or not s.password, "smtp.password: set without smtp.username")
     check(s.timeout_s >= 1, "smtp.timeout_s: must be at least 1")
+    check(1 <= s.connections <= 64, f"smtp.connections: must be 1..64 (got {s.connections})")
     check(1 <= m.batch_size <= 1000, f"mail.batch_size: must be 1..1000 (got {m.batch_size})")
     check(m.retry_max_hours >= 1, "mail.retry_max_hours: must be at least 1")
     check(m.rate_per_minute >= 0, "mail.rate_per_minute: must be 0 (no limit) or more")

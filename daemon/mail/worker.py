@@ -4,7 +4,7 @@ Tasks (all named, all in app[BACKGROUND], none ever ends on an expected error):
 - `portald-mail-listener`: its own LISTEN connection on `portald_mail` (daemon/mail/wakeup.py);
   a notification only wakes the others, the poll every [mail] poll_interval_s is the truth.
 - `portald-mail-fanout`: expands mail_events into outbox rows (daemon/mail/fanout.py).
-- `portald-outbox-sender-N`: each claims a small batch (`FOR UPDATE SKIP LOCKED`, then a lease
+- `portald-outbox-sender-N`, one per [smtp] connections: each claims a small batch (`FOR UPDATE SKIP LOCKED`, then a lease
   in `locked_until`/`locked_by`), renders it, sends it over one SMTP connection (kept for
   the lane's next batch while batches follow each other within SMTP_KEEP_IDLE_S, checked by
   NOOP before reuse) and records each answer (daemon/mail/ledger.py): sent; 4xx, timeouts and connection
@@ -45,7 +45,10 @@ from daemon.queries import outbox as outbox_q
 
 log = logging.getLogger("portald.outbox")
 
-SENDER_LANES = 4  # batches in flight at once, each over its own SMTP connection
+SENDER_LANES = 4  # the default of [smtp] connections: batches in flight, each over its own session
+# a lane holds a database connection only to claim, render and record, never while it waits
+# on SMTP: a few connections serve many lanes
+POOL_LANES_MAX = 8
 LEASE_MIN_S = 5.0
 LEASE_PER_SMTP_TIMEOUT = 2  # lease = this × [smtp] timeout_s (at least LEASE_MIN_S)
 QUEUE_GAUGE_INTERVAL_S = 5.0
@@ -77,7 +80,7 @@ def backoff_s(failures: int) -> float:
 
 class OutboxWorker:
     def __init__(self, *, pool: asyncpg.Pool, dsn: str, settings: Settings, metrics: Metrics,
-                 lanes: int = SENDER_LANES, retry_base_s: float = RETRY_BASE_S,
+                 lanes: int | None = None, retry_base_s: float = RETRY_BASE_S,
                  retry_cap_s: float = RETRY_CAP_S, listen: bool = True,
                  instance: str | None = None) -> None:
         self.pool = pool
@@ -85,7 +88,7 @@ class OutboxWorker:
         self.settings = settings
         self.metrics = metrics
         self.instance = instance or instance_id()
-        self.lanes = lanes
+        self.lanes = lanes = lanes or settings.current.smtp.connections
         self.listen = listen
         self.limiter = RateLimiter(settings)
         self.ledger = Ledger(pool=pool, settings=settings, metrics=metrics,
@@ -371,6 +374,6 @@ async def create_mail_pool(dsn: str, *, lanes: int = SENDER_LANES) -> asyncpg.Po
     without waiting for the WAL flush: a PostgreSQL crash may forget the last moments of them,
     which means a mail sent again, never a mail lost; in return no fsync per batch."""
     return await asyncpg.create_pool(
-        dsn, min_size=1, max_size=lanes + 2, timeout=CONNECT_TIMEOUT_S,
+        dsn, min_size=1, max_size=min(lanes, POOL_LANES_MAX) + 2, timeout=CONNECT_TIMEOUT_S,
         command_timeout=COMMAND_TIMEOUT_S, max_inactive_connection_lifetime=300,
         server_settings={"synchronous_commit": "off", "application_name": "portald-mail"})

@@ -58,7 +58,7 @@ async def fan_out_all(conn: asyncpg.Connection, config: Config) -> list[tuple[st
 
 @contextlib.asynccontextmanager
 async def running_worker(config: Config, dsn: str, **options: Any) -> AsyncIterator[OutboxWorker]:
-    pool = await create_mail_pool(dsn)
+    pool = await create_mail_pool(dsn, lanes=options.get("lanes") or config.smtp.connections)
     worker = OutboxWorker(pool=pool, dsn=dsn, settings=Settings(config), metrics=Metrics(), **options)
     worker.start()
     try:

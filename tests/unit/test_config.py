@@ -102,3 +102,21 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_a_named_config_file_must_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", "--config", str(tmp_path / "missing.toml")]) == 2
     assert "no such configuration file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "65", "-1", "'four'"])
+def test_smtp_connections_out_of_range_stops_start_up(tmp_path: Path, value: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write(tmp_path, f"[smtp]\nconnections = {value}\n")
+    assert main(["run", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "smtp.connections: must be" in err and "Traceback" not in err
+
+
+def test_smtp_connections_default_and_bounds(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, ""), environ={}).smtp.connections == 4
+    for ok in (1, 64):
+        cfg = load_config(write(tmp_path, f"[smtp]\nconnections = {ok}\n"), environ={})
+        assert cfg.smtp.connections == ok
+    cfg = load_config(write(tmp_path, ""), environ={"PORTALD_SMTP_CONNECTIONS": "16"})
+    assert cfg.smtp.connections == 16
