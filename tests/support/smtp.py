@@ -1,8 +1,10 @@
 """A real SMTP server (aiosmtpd) for tests: stores every mail it accepts, and can be told
-to answer with a temporary or permanent failure, or to go away and come back."""
+to answer with a temporary or permanent failure, to go away and come back, or to answer
+every command only after a delay (a relay across a network), counting its sessions."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import functools
@@ -22,6 +24,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     raw: bytes
+    peer: object = None  # the client's (address, port): which session carried the mail
 
     @functools.cached_property
     def message(self) -> EmailMessage:
@@ -39,6 +42,8 @@ class _Handler:
     refuse_rcpt: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     arrived: threading.Condition = field(default_factory=threading.Condition)
+    sessions_open: int = 0
+    sessions_most: int = 0  # the most sessions open at once
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
@@ -54,15 +59,51 @@ class _Handler:
                 self.rejected.append(Received(envelope.mail_from, list(envelope.rcpt_tos), raw))
                 return self.answers.pop(0)
         with self.arrived:
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), raw))
+            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), raw, session.peer))
             self.arrived.notify_all()
         return "250 OK queued"
 
 
+class _SlowSMTP(SMTP):
+    """Each answer only `delay_s` after its command, as from a relay some way off; counts
+    the sessions open at once."""
+
+    def __init__(self, handler: _Handler, *, delay_s: float, **kwargs) -> None:
+        super().__init__(handler, **kwargs)
+        self._sink, self._delay_s = handler, delay_s
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        with self._sink.lock:
+            self._sink.sessions_open += 1
+            self._sink.sessions_most = max(self._sink.sessions_most, self._sink.sessions_open)
+
+    def connection_lost(self, exc) -> None:
+        with self._sink.lock:
+            self._sink.sessions_open -= 1
+        super().connection_lost(exc)
+
+    async def push(self, status) -> None:
+        text = status if isinstance(status, str) else status.decode()
+        if self._delay_s and text[3:4] != "-":  # the last line of an answer: the client waits for it
+            await asyncio.sleep(self._delay_s)
+        await super().push(status)
+
+
+class _Controller(Controller):
+    def __init__(self, handler: _Handler, *, delay_s: float, **kwargs) -> None:
+        super().__init__(handler, **kwargs)
+        self._delay_s = delay_s
+
+    def factory(self) -> SMTP:
+        return _SlowSMTP(self.handler, delay_s=self._delay_s, **self.SMTP_kwargs)
+
+
 class SmtpSink:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, delay_s: float = 0.0) -> None:
         self.port = port or free_port()
         self.handler = _Handler()
+        self.delay_s = delay_s
         self._controller: Controller | None = None
 
     @property
@@ -71,9 +112,9 @@ class SmtpSink:
 
     def start(self) -> None:
         # server_hostname: aiosmtpd would otherwise resolve our FQDN on every connection
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                      server_hostname="localhost", decode_data=False,
-                                      ready_timeout=10)
+        self._controller = _Controller(self.handler, delay_s=self.delay_s, hostname="127.0.0.1",
+                                       port=self.port, server_hostname="localhost",
+                                       decode_data=False, ready_timeout=10)
         self._controller.start()
 
     def stop(self) -> None:
