@@ -12,13 +12,21 @@ process, and the real daemon (`portald run`) as a subprocess.
     daemon's inbound listener (each quoting the alert, as a mail client does), each checked to
     be stored exactly once; replies/s accepted and stored (goal >= 200/s): on a ticket nobody
     else gets mail for, again on one whose other recipient is mailed each note meanwhile, and
-    that again over INBOUND_MTA_CONNECTIONS connections side by side.
+    that again over INBOUND_MTA_CONNECTIONS connections side by side;
+(f) a relay across a network: a sink (its own process) answering every SMTP command
+    RELAY_RTT_MS (5 ms) late; the daemon drains RELAY_MAILS mails against it with [smtp]
+    connections set to each of RELAY_CONNECTIONS (4, the default, and 16), and the naive sender
+    sends RELAY_NAIVE_MAILS of them (goal: the daemon >= 10x the naive sender). Against a
+    loopback sink the sink's CPU is the bound; here round trips are, and the run prints the
+    ceilings they put on each (connections / (4 round trips x 5 ms) for a kept session,
+    1 / (7 round trips x 5 ms) for a connection per mail).
 
 (b) and (c) run against the same sink, alternating, BENCH_ROUNDS times (default 2; the machine
 may be shared, so compare within one run); the last line takes the medians. Each line says
 how much CPU per mail the daemon (or the sending benchmark), the sink and PostgreSQL used,
 read from /proc: the sink's CPU per mail on persistent connections bounds any sender here,
-and (d) prints that bound. BENCH_PYSPY=file samples the daemon with py-spy during the drain
+and (d) prints that bound. BENCH_PARTS (default "drain,relay,inbound") picks the parts after (a)
+to run. BENCH_PYSPY=file samples the daemon with py-spy during the drain
 (raw collapsed stacks; the sampling slows the daemon down a little).
 
 The last line printed is the one the benchmark exists for.
@@ -48,6 +56,15 @@ sys.path.insert(0, str(REPO))
 
 from bench.support.cpu import CpuMeter  # noqa: E402
 from bench.support.inbound import InboundResult, send_in_a_row  # noqa: E402
+from bench.support.relay import (  # noqa: E402
+    RELAY_CONNECTIONS,
+    RELAY_MAILS,
+    RELAY_NAIVE_MAILS,
+    RELAY_RTT_MS,
+    bound_kept,
+    bound_naive,
+    requeue,
+)
 from bench.support.sink import Sink  # noqa: E402
 from daemon.config import load_config  # noqa: E402
 from daemon.db import migrations  # noqa: E402
@@ -67,9 +84,11 @@ DAEMON_START_TIMEOUT_S = 60
 DRAIN_TIMEOUT_S = 600
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 2))  # drain and naive alternate, then medians
 PYSPY_OUT = os.environ.get("BENCH_PYSPY")  # a file: py-spy samples the daemon during the drain
+PARTS = set(os.environ.get("BENCH_PARTS", "drain,relay,inbound").split(","))
 
-def write_config(directory: Path, dsn: str, smtp_port: int, inbound_port: int) -> Path:
-    path = directory / "config.toml"
+def write_config(directory: Path, dsn: str, smtp_port: int, inbound_port: int, *,
+                 connections: int = SENDER_LANES, name: str = "config.toml") -> Path:
+    path = directory / name
     path.write_text(f"""
 [database]
 dsn = "{dsn}"
@@ -81,6 +100,7 @@ public_url = "http://portal.bench"
 host = "127.0.0.1"
 port = {smtp_port}
 from = "portald <portald@portal.bench>"
+connections = {connections}
 [mail]
 poll_interval_s = 5
 [inbound]
@@ -203,7 +223,7 @@ def start_profiler(pid: int) -> subprocess.Popen:
 
 
 async def drain(conn: asyncpg.Connection, sink: Sink, config_path: Path, log_path: Path,
-                meter: CpuMeter) -> float:
+                meter: CpuMeter, *, mails: int = DRAIN_MAILS) -> float:
     before = sink.count()
     daemon = Daemon(config_path, log_path)
     meter.daemon_pid = daemon.proc.pid
@@ -211,7 +231,7 @@ async def drain(conn: asyncpg.Connection, sink: Sink, config_path: Path, log_pat
     try:
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         metered_from = None
-        while sink.count() - before < DRAIN_MAILS and time.monotonic() < deadline:
+        while sink.count() - before < mails and time.monotonic() < deadline:
             if daemon.proc.poll() is not None:
                 raise RuntimeError("the daemon exited; see its log")
             if metered_from is None and sink.count() > before:
@@ -221,15 +241,15 @@ async def drain(conn: asyncpg.Connection, sink: Sink, config_path: Path, log_pat
                     profiler = start_profiler(daemon.proc.pid)
             await asyncio.sleep(0.01)
         meter.stop()
-        meter.mails = DRAIN_MAILS - (metered_from or 0)
+        meter.mails = mails - (metered_from or 0)
     finally:
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(30)
         daemon.stop()
     times = sorted(ns for ns, _ in sink.accepted[before:])
-    if len(times) < DRAIN_MAILS:
-        raise RuntimeError(f"only {len(times)} of {DRAIN_MAILS} mails arrived")
+    if len(times) < mails:
+        raise RuntimeError(f"only {len(times)} of {mails} mails arrived")
     # from the first mail accepted to the last: the daemon's start-up is not the drain
     return (len(times) - 1) / ((times[-1] - times[0]) / 1e9)
 
@@ -301,6 +321,96 @@ def pct(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
 
 
+async def measure_loopback(conn: asyncpg.Connection, sink: Sink, mails: list[tuple[str, bytes]],
+                           config_path: Path, log_path: Path, sender: str,
+                           meter: CpuMeter) -> tuple[float, float]:
+    """(b), (c) and (d) against the loopback sink: the medians of the drain and of the naive
+    sender."""
+    drains, naives = [], []
+    for round_no in range(1, ROUNDS + 1):
+        await requeue(conn, DRAIN_MAILS)  # the same mails again, queued as they were
+        rate = await drain(conn, sink, config_path, log_path, meter)
+        sent = await conn.fetchval("SELECT count(*) FROM outbox WHERE event = 'note' AND status = 'sent'")
+        drains.append(rate)
+        print(f"(b) drain, round {round_no}: {DRAIN_MAILS} queued mails at {rate:.0f} mails/s "
+              f"({sent} marked sent); {meter.describe()}", flush=True)
+        meter.daemon_pid = None
+        meter.start()
+        base = await asyncio.to_thread(naive, mails, sink.port, sender)
+        meter.stop()
+        naives.append(base)
+        print(f"(c) naive smtplib, one connection per mail, sequential, round {round_no}: {len(mails)} "
+              f"mails at {base:.0f} mails/s; {meter.describe(len(mails))}", flush=True)
+    meter.start()
+    top = await ceiling(mails, sink.port, sender, connections=SENDER_LANES)
+    meter.stop()
+    sink_ms = meter.used["sink"] / len(mails) * 1e3
+    print(f"(d) for scale: the same rendered mails over {SENDER_LANES} persistent aiosmtplib "
+          f"connections, no database, no rendering: {top:.0f} mails/s; {meter.describe(len(mails))}")
+    print(f"    the sink alone costs {sink_ms:.2f} ms of CPU per mail on a persistent connection: "
+          f"no sender can exceed ~{1e3 / sink_ms:.0f} mails/s against it on this machine, "
+          f"i.e. {1e3 / sink_ms / statistics.median(naives):.1f}x the naive sender")
+    return statistics.median(drains), statistics.median(naives)
+
+
+async def measure_relay(conn: asyncpg.Connection, root: Path, dsn: str, inbound_port: int,
+                        mails: list[tuple[str, bytes]], log_path: Path, sender: str,
+                        meter: CpuMeter) -> tuple[dict[int, float], float]:
+    """(f): drains with each [smtp] connections of RELAY_CONNECTIONS and the naive sender,
+    alternating, against a sink RELAY_RTT_MS away; the medians."""
+    relay = Sink(free_port(), delay_ms=RELAY_RTT_MS)
+    meter.sink_pid = relay.proc.pid
+    drains: dict[int, list[float]] = {n: [] for n in RELAY_CONNECTIONS}
+    naives = []
+    try:
+        for round_no in range(1, ROUNDS + 1):
+            for n in RELAY_CONNECTIONS:
+                path = write_config(root, dsn, relay.port, inbound_port, connections=n,
+                                    name=f"relay-{n}.toml")
+                await requeue(conn, RELAY_MAILS)
+                rate = await drain(conn, relay, path, log_path, meter, mails=RELAY_MAILS)
+                drains[n].append(rate)
+                print(f"(f) drain to a relay {RELAY_RTT_MS:g} ms away, [smtp] connections = {n}, round "
+                      f"{round_no}: {RELAY_MAILS} mails at {rate:.0f} mails/s (round trips bound it at "
+                      f"{bound_kept(n):.0f}); {meter.describe()}", flush=True)
+            meter.daemon_pid = None
+            meter.start()
+            base = await asyncio.to_thread(naive, mails[:RELAY_NAIVE_MAILS], relay.port, sender)
+            meter.stop()
+            naives.append(base)
+            print(f"(f) naive smtplib to the same relay, one connection per mail, round {round_no}: "
+                  f"{RELAY_NAIVE_MAILS} mails at {base:.1f} mails/s (round trips bound it at "
+                  f"{bound_naive():.1f}); {meter.describe(RELAY_NAIVE_MAILS)}", flush=True)
+    finally:
+        relay.stop()
+    return {n: statistics.median(r) for n, r in drains.items()}, statistics.median(naives)
+
+
+def summary(loopback: tuple[float, float] | None, relay: tuple[dict[int, float], float] | None,
+            p99: float, inbound: list[InboundResult] | None) -> str:
+    parts = []
+    if relay is not None:
+        rates, base = relay
+        most = max(rates)
+        by_n = ", ".join(f"{rates[n]:.0f} mails/s with {n}" for n in sorted(rates))
+        parts.append(f"relay {RELAY_RTT_MS:g} ms away: drain {rates[most]:.0f} mails/s over {most} "
+                     f"connections vs naive {base:.1f} mails/s: ratio {rates[most] / base:.1f}x "
+                     f"(goal >= 10x; {by_n}; round trips allow "
+                     f"{bound_kept(most) / bound_naive():.0f}x)")
+    if loopback is not None:
+        rate, base = loopback
+        parts.append(f"loopback drain {rate:.0f} mails/s vs naive {base:.0f} mails/s: "
+                     f"{rate / base:.1f}x (>= 500 mails/s)")
+    parts.append(f"p99 commit→accepted {p99:.0f} ms (goal < 250 ms)")
+    if inbound is not None:
+        alone, mailed, parallel = inbound
+        parts.append(f"inbound {alone.rate:.0f} replies/s ({mailed.rate:.0f}/s with each note "
+                     f"mailed, {parallel.rate:.0f}/s so over {INBOUND_MTA_CONNECTIONS} connections), "
+                     f"each stored once: {'yes' if all(r.stored_once for r in inbound) else 'NO'} "
+                     f"(goal >= 200/s)")
+    return "; ".join(parts)
+
+
 async def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="portald-bench-"))
     os.chmod(root, 0o755)  # the embedded server may run as another user
@@ -331,46 +441,16 @@ async def main() -> None:
         meter = CpuMeter(sink_pid=sink.proc.pid, pg_datadir=pg.datadir)
         sender = parseaddr(cfg.smtp.from_)[1]
         mails = await render_same_mails(conn, cfg)
-        drains, naives = [], []
-        for round_no in range(1, ROUNDS + 1):
-            if round_no > 1:  # the same mails again, queued as they were
-                await conn.execute("""UPDATE outbox SET status = 'queued', sent_at = NULL, attempts = 0,
-                                             last_code = NULL, next_attempt_at = now()
-                                       WHERE event = 'note'""")
-                await conn.execute("VACUUM ANALYZE outbox")
-            rate = await drain(conn, sink, config_path, log_path, meter)
-            sent = await conn.fetchval("SELECT count(*) FROM outbox WHERE event = 'note' AND status = 'sent'")
-            drains.append(rate)
-            print(f"(b) drain, round {round_no}: {DRAIN_MAILS} queued mails at {rate:.0f} mails/s "
-                  f"({sent} marked sent); {meter.describe()}", flush=True)
-
-            meter.daemon_pid = None
-            meter.start()
-            base = await asyncio.to_thread(naive, mails, sink.port, sender)
-            meter.stop()
-            naives.append(base)
-            print(f"(c) naive smtplib, one connection per mail, sequential, round {round_no}: {len(mails)} "
-                  f"mails at {base:.0f} mails/s; {meter.describe(len(mails))}", flush=True)
-
-        meter.start()
-        top = await ceiling(mails, sink.port, sender, connections=SENDER_LANES)
-        meter.stop()
-        sink_ms = meter.used["sink"] / len(mails) * 1e3
-        print(f"(d) for scale: the same rendered mails over {SENDER_LANES} persistent aiosmtplib "
-              f"connections, no database, no rendering: {top:.0f} mails/s; {meter.describe(len(mails))}")
-        print(f"    the sink alone costs {sink_ms:.2f} ms of CPU per mail on a persistent connection: "
-              f"no sender can exceed ~{1e3 / sink_ms:.0f} mails/s against it on this machine, "
-              f"i.e. {1e3 / sink_ms / statistics.median(naives):.1f}x the naive sender")
-        alone, mailed, parallel = await measure_inbound(conn, sink, ids, config_path, log_path,
-                                                         inbound_port, meter)
+        loopback = relay = inbound = None
+        if "drain" in PARTS:
+            loopback = await measure_loopback(conn, sink, mails, config_path, log_path, sender, meter)
+        if "relay" in PARTS:
+            relay = await measure_relay(conn, root, dsn, inbound_port, mails, log_path, sender, meter)
+            meter.sink_pid = sink.proc.pid
+        if "inbound" in PARTS:
+            inbound = await measure_inbound(conn, sink, ids, config_path, log_path, inbound_port, meter)
         await conn.close()
-        rate, base = statistics.median(drains), statistics.median(naives)
-        print(f"drain {rate:.0f} mails/s vs naive {base:.0f} mails/s: ratio {rate / base:.1f}x "
-              f"(goal >= 10x, >= 500 mails/s); p99 commit→accepted {p99:.0f} ms (goal < 250 ms); "
-              f"inbound {alone.rate:.0f} replies/s ({mailed.rate:.0f}/s with each note mailed, "
-              f"{parallel.rate:.0f}/s so over {INBOUND_MTA_CONNECTIONS} connections), each stored once: "
-              f"{'yes' if all(r.stored_once for r in (alone, mailed, parallel)) else 'NO'} "
-              f"(goal >= 200/s)")
+        print(summary(loopback, relay, p99, inbound))
     finally:
         sink.stop()
         await asyncio.to_thread(pg.stop)

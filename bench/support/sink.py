@@ -1,5 +1,6 @@
-"""The SMTP sink of bench/mail.py: aiosmtpd in a process of its own, reporting when (and for
-which ticket) it accepted each mail."""
+"""The SMTP sinks of bench/mail.py: aiosmtpd in a process of its own, reporting when (and for
+which ticket) it accepted each mail; optionally answering every command only after a delay,
+as a relay across a network does (its round trip), without costing the sink any CPU."""
 
 from __future__ import annotations
 
@@ -10,8 +11,23 @@ import threading
 # The sink: accepts everything, notes when (CLOCK_MONOTONIC is system-wide on Linux, so its
 # times compare with ours) and which ticket; writes in bulk so that the note costs nothing.
 SINK_CODE = r"""
-import sys, threading, time
+import asyncio, sys, threading, time
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+DELAY_S = float(sys.argv[2]) / 1e3
+
+class Remote(SMTP):
+    async def push(self, status):
+        # the last line of an answer is what the client waits for: it comes a round trip late
+        line = status if isinstance(status, str) else status.decode()
+        if DELAY_S and line[3:4] != "-":
+            await asyncio.sleep(DELAY_S)
+        await super().push(status)
+
+class RemoteController(Controller):
+    def factory(self):
+        return Remote(self.handler, **self.SMTP_kwargs)
 
 lines, lock = [], threading.Lock()
 
@@ -26,7 +42,7 @@ class Handler:
         return "250 OK"
 
 port = int(sys.argv[1])
-controller = Controller(Handler(), hostname="127.0.0.1", port=port, server_hostname="localhost")
+controller = RemoteController(Handler(), hostname="127.0.0.1", port=port, server_hostname="localhost")
 controller.start()
 print("ready", flush=True)
 while True:
@@ -42,11 +58,12 @@ while True:
 class Sink:
     """The sink process and what it reports: (monotonic ns, ticket number) per accepted mail."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, delay_ms: float = 0.0) -> None:
         self.port = port
+        self.delay_ms = delay_ms
         self.accepted: list[tuple[int, str]] = []
         self.cond = threading.Condition()
-        self.proc = subprocess.Popen([sys.executable, "-c", SINK_CODE, str(port)],
+        self.proc = subprocess.Popen([sys.executable, "-c", SINK_CODE, str(port), str(delay_ms)],
                                      stdout=subprocess.PIPE, text=True, bufsize=1)
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != "ready":
