@@ -8,11 +8,11 @@ process, and the real daemon (`portald run`) as a subprocess.
     mail, sequentially (goal: (b) >= 10x (c) and >= 500 mails/s);
 (d) the sink's own ceiling: the same rendered mails over persistent aiosmtplib connections,
     no database and no rendering;
-(e) the inbound rate: INBOUND_REPLIES replies by mail in a row over one SMTP connection to the
-    daemon's inbound listener (each quoting the alert, as a mail client does), each checked to
-    be stored exactly once; replies/s accepted and stored (goal >= 200/s): on a ticket nobody
-    else gets mail for, again on one whose other recipient is mailed each note meanwhile, and
-    that again over INBOUND_MTA_CONNECTIONS connections side by side;
+(e) the inbound rate: INBOUND_REPLIES replies by mail in a row to the daemon's inbound
+    listener (each quoting the alert, as a mail client does), sent from a process of its own
+    over one SMTP connection and over INBOUND_MTA_CONNECTIONS side by side, each checked to be
+    stored exactly once; replies/s accepted and stored (goal >= 200/s): on a ticket nobody
+    else gets mail for, and again on one whose other recipient is mailed each note meanwhile;
 (f) a relay across a network: a sink (its own process) answering every SMTP command
     RELAY_RTT_MS (5 ms) late; the daemon drains RELAY_MAILS mails against it with [smtp]
     connections set to each of RELAY_CONNECTIONS (4, the default, and 16), and the naive sender
@@ -155,7 +155,8 @@ async def wait_daemon_ready(conn: asyncpg.Connection, sink: Sink, daemon: Daemon
         if daemon.proc.poll() is not None:
             raise RuntimeError("the daemon exited:\n" + daemon.log_path.read_text()[-2000:])
         await asyncio.sleep(0.05)
-    raise RuntimeError("the daemon did not deliver its first mail in time")
+    raise RuntimeError("the daemon did not deliver its first mail in time:\n"
+                       + daemon.log_path.read_text()[-2000:])
 
 
 async def seed_probe(conn: asyncpg.Connection) -> str:
@@ -216,9 +217,9 @@ async def queue_mails(conn: asyncpg.Connection, ids: dict[str, int], cfg) -> Non
     assert queued == DRAIN_MAILS, queued
 
 
-def start_profiler(pid: int) -> subprocess.Popen:
+def start_profiler(pid: int, out: str | None = PYSPY_OUT) -> subprocess.Popen:
     py_spy = Path(sys.executable).parent / "py-spy"
-    return subprocess.Popen([str(py_spy), "record", "-r", "200", "-f", "raw", "-o", str(PYSPY_OUT),
+    return subprocess.Popen([str(py_spy), "record", "-r", "200", "-f", "raw", "-o", str(out),
                              "-p", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -298,9 +299,13 @@ async def measure_inbound(conn: asyncpg.Connection, sink: Sink, ids: dict[str, i
     daemon = Daemon(config_path, log_path)
     meter.daemon_pid = daemon.proc.pid
     results = []
+    profiler = None
     try:
         await wait_daemon_ready(conn, sink, daemon)
-        for mailed, connections in ((False, 1), (True, 1), (True, INBOUND_MTA_CONNECTIONS)):
+        if PYSPY_OUT:
+            profiler = start_profiler(daemon.proc.pid, f"{PYSPY_OUT}.inbound")
+        for mailed, connections in ((False, 1), (False, INBOUND_MTA_CONNECTIONS), (True, 1),
+                                    (True, INBOUND_MTA_CONNECTIONS)):
             meter.start()
             result = await send_in_a_row(conn, port=port, reply_to=REPLY_ADDRESS, ids=ids,
                                          count=INBOUND_REPLIES, mailed=mailed, connections=connections)
@@ -311,8 +316,13 @@ async def measure_inbound(conn: asyncpg.Connection, sink: Sink, ids: dict[str, i
             print(f"(e) inbound, {what}: {result.replies} replies in a row over {how}, "
                   f"{result.accepted} accepted, each stored once: {'yes' if result.stored_once else 'NO'}; "
                   f"{result.rate:.0f} replies/s accepted and stored; "
-                  f"{meter.describe(result.replies).replace('/mail', '/reply')}", flush=True)
+                  f"{meter.describe(result.replies).replace('/mail', '/reply')}, sending process "
+                  f"{result.client_cpu_s / result.replies * 1e3:.2f} ms/reply "
+                  f"({result.client_cpu_s / result.seconds * 100:.0f}% of a core)", flush=True)
     finally:
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(30)
         daemon.stop()
     return results
 
@@ -403,9 +413,10 @@ def summary(loopback: tuple[float, float] | None, relay: tuple[dict[int, float],
                      f"{rate / base:.1f}x (>= 500 mails/s)")
     parts.append(f"p99 commit→accepted {p99:.0f} ms (goal < 250 ms)")
     if inbound is not None:
-        alone, mailed, parallel = inbound
-        parts.append(f"inbound {alone.rate:.0f} replies/s ({mailed.rate:.0f}/s with each note "
-                     f"mailed, {parallel.rate:.0f}/s so over {INBOUND_MTA_CONNECTIONS} connections), "
+        alone, alone_n, mailed, mailed_n = inbound
+        n = INBOUND_MTA_CONNECTIONS
+        parts.append(f"inbound {alone_n.rate:.0f} replies/s over {n} connections, {alone.rate:.0f}/s "
+                     f"over one ({mailed_n.rate:.0f}/s and {mailed.rate:.0f}/s with each note mailed), "
                      f"each stored once: {'yes' if all(r.stored_once for r in inbound) else 'NO'} "
                      f"(goal >= 200/s)")
     return "; ".join(parts)

@@ -36,6 +36,7 @@ from daemon.connections import guard_middleware
 from daemon.db.pool import DatabaseUnavailable, create_pool, describe_connect_error
 from daemon.logs import quiet_client_mistakes
 from daemon.mail.inbound import InboundServer
+from daemon.mail.pools import create_inbound_pool
 from daemon.mail.scheduler import MailScheduler
 from daemon.mail.worker import OutboxWorker, create_mail_pool
 from daemon.metrics import Metrics
@@ -166,11 +167,16 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
 async def inbound_ctx(app: web.Application) -> AsyncIterator[None]:
     """The SMTP listener for replies by mail; stopped first, so a reply being stored finishes
     while the pool is still there."""
-    server = InboundServer(pool=app[POOL], settings=app[SETTINGS], metrics=app[METRICS],
+    try:
+        pool = await create_inbound_pool(app[DSN])
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailable(describe_connect_error(exc)) from None
+    server = InboundServer(pool=pool, settings=app[SETTINGS], metrics=app[METRICS],
                            reuse_port=app[REUSE_PORT])
     app[INBOUND] = server
-    app[BACKGROUND].append(await server.start())
     try:
+        app[BACKGROUND].append(await server.start())
         yield
     finally:
         await server.stop()
+        await pool.close()

@@ -1,18 +1,23 @@
 """The inbound part of bench/mail.py: replies by mail sent in a row to the daemon's inbound
-SMTP listener over one connection, as an MTA relaying a busy reply domain would, each one
-checked afterwards to be stored exactly once."""
+SMTP listener over one or several connections, as an MTA relaying a busy reply domain would,
+from a process of its own (bench/support/mta.py), each one checked afterwards to be stored
+exactly once."""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import time
+import pickle
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 
-import aiosmtplib
 import asyncpg
 
+from bench.support.cpu import cpu_s
 from daemon.mail.reply_token import ReplyAddress, ReplyKey, sign
 
 NEW_TEXT = "Checked on site: the switch port was down; replugged, link is back."
@@ -27,6 +32,7 @@ class InboundResult:
     accepted: int
     stored_once: bool
     seconds: float
+    client_cpu_s: float  # the sending process's CPU while it sent
 
     @property
     def rate(self) -> float:
@@ -54,19 +60,29 @@ def replies(address: str, number: str, ticket: int, count: int) -> list[EmailMes
     return out
 
 
-async def _connection(port: int, address: str, messages: list[bytes]) -> int:
-    """One SMTP connection sending `messages` one after the other: how many were accepted."""
-    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False,
-                           local_hostname="mta.bench", timeout=30)
-    await smtp.connect()
-    accepted = 0
-    try:
-        for data in messages:
-            errors, _ = await smtp.sendmail("alice@msp.bench", [address], data)
-            accepted += not errors
-    finally:
-        await smtp.quit()
-    return accepted
+MTA = Path(__file__).resolve().parent / "mta.py"
+
+
+async def _send(port: int, address: str, messages: list[bytes], connections: int) -> tuple[int, float, float]:
+    """The messages over `connections` sessions from a process of its own: how many were
+    accepted, in how many seconds, for how much of that process's CPU."""
+    with tempfile.NamedTemporaryFile(suffix=".pickle") as f:
+        pickle.dump(messages, f)
+        f.flush()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(MTA), str(port), address, f.name, str(connections),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert proc.stdin is not None and proc.stdout is not None
+        if (await proc.stdout.readline()).strip() != b"ready":
+            raise RuntimeError("the sending process did not start")
+        before = cpu_s(proc.pid)
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+        line = await proc.stdout.readline()
+        used = cpu_s(proc.pid) - before
+        await proc.wait()
+    accepted, seconds = line.split()
+    return int(accepted), float(seconds), used
 
 
 async def send_in_a_row(conn: asyncpg.Connection, *, port: int, reply_to: str, ids: dict[str, int],
@@ -81,13 +97,10 @@ async def send_in_a_row(conn: asyncpg.Connection, *, port: int, reply_to: str, i
         await conn.execute("INSERT INTO ticket_recipients VALUES ($1, $2)", ticket, ids["bob"])
     address = await reply_address(conn, reply_to, ids["alice"], ticket)
     messages = [m.as_bytes() for m in replies(address, number, ticket, count)]
-    started = time.perf_counter()
-    accepted = sum(await asyncio.gather(*(_connection(port, address, messages[i::connections])
-                                          for i in range(connections))))
-    seconds = time.perf_counter() - started
+    accepted, seconds, client_cpu = await _send(port, address, messages, connections)
     stored = await conn.fetchrow(
         """SELECT count(*) AS notes, count(DISTINCT message_id) AS distinct_ids,
                   count(*) FILTER (WHERE body = $2) AS exact
              FROM history_notes WHERE ticket_id = $1""", ticket, NEW_TEXT)
     once = stored["notes"] == stored["distinct_ids"] == stored["exact"] == count
-    return InboundResult(count, accepted, once, seconds)
+    return InboundResult(count, accepted, once, seconds, client_cpu)

@@ -36,6 +36,7 @@ from daemon.mail import fanout
 from daemon.mail.batch import Dropped, Prepared, prepare_batch
 from daemon.mail.identity import MailIdentity
 from daemon.mail.ledger import RETRY_BASE_S, RETRY_CAP_S, Ledger, describe
+from daemon.mail.pools import keep_session
 from daemon.mail.smtp import Outcome, SmtpBatch
 from daemon.mail.throttle import RateLimiter
 from daemon.mail.wakeup import ERROR_BACKOFF_MAX_S, ERROR_BACKOFF_MIN_S, LaneBell, MailWakeup
@@ -375,5 +376,5 @@ async def create_mail_pool(dsn: str, *, lanes: int = SENDER_LANES) -> asyncpg.Po
     which means a mail sent again, never a mail lost; in return no fsync per batch."""
     return await asyncpg.create_pool(
         dsn, min_size=1, max_size=min(lanes, POOL_LANES_MAX) + 2, timeout=CONNECT_TIMEOUT_S,
-        command_timeout=COMMAND_TIMEOUT_S, max_inactive_connection_lifetime=300,
+        command_timeout=COMMAND_TIMEOUT_S, max_inactive_connection_lifetime=300, reset=keep_session,
         server_settings={"synchronous_commit": "off", "application_name": "portald-mail"})

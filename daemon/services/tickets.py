@@ -57,6 +57,15 @@ def require_upload(p: Principal) -> None:
             what="upload files")
 
 
+_REFUSED_BY_DATABASE = (asyncpg.IntegrityConstraintViolationError, asyncpg.RaiseError,
+                        asyncpg.DataError)
+
+
+def _refused(exc: BaseException) -> Refused:
+    message = user_error(exc) if isinstance(exc, asyncpg.PostgresError) else None
+    return Refused(422, message or "the database refused this value")
+
+
 @contextlib.asynccontextmanager
 async def action(conn: asyncpg.Connection, p: Principal) -> AsyncIterator[asyncpg.Connection]:
     """One action by `p` inside the principal's transaction already open on `conn` (a web
@@ -67,19 +76,22 @@ async def action(conn: asyncpg.Connection, p: Principal) -> AsyncIterator[asyncp
         async with conn.transaction():
             await q.declare_actor(conn, p)
             yield conn
-    except (asyncpg.IntegrityConstraintViolationError, asyncpg.RaiseError,
-            asyncpg.DataError) as exc:
-        message = user_error(exc) if isinstance(exc, asyncpg.PostgresError) else None
-        raise Refused(422, message or "the database refused this value") from None
+    except _REFUSED_BY_DATABASE as exc:
+        raise _refused(exc) from None
 
 
 @contextlib.asynccontextmanager
 async def transaction(pool: asyncpg.Pool, p: Principal) -> AsyncIterator[asyncpg.Connection]:
     """A transaction of its own for an action by `p` that no web request carries (a reply by
     mail): opened as the portal opens a request's (daemon/access/acting.py), so the database's
-    row-level security holds for it as in the portal."""
-    async with pool.acquire() as conn, acting_as(conn, p), action(conn, p):
-        yield conn
+    row-level security holds for it as in the portal. The action is all the transaction holds,
+    so it needs no savepoint of its own (two round trips less): a refusal undoes the whole."""
+    try:
+        async with pool.acquire() as conn, acting_as(conn, p):
+            await q.declare_actor(conn, p)
+            yield conn
+    except _REFUSED_BY_DATABASE as exc:
+        raise _refused(exc) from None
 
 
 async def add_note(conn: asyncpg.Connection, p: Principal, ticket_id: int, body: str, *,

@@ -1,0 +1,52 @@
+"""The sending side of the inbound bench, in a process of its own (so that its CPU is neither
+the daemon's nor the benchmark's, and can be told apart): `connections` SMTP sessions to the
+daemon's listener, each sending its share of the messages one after the other, as an MTA
+relaying a busy reply domain does.
+
+    python bench/support/mta.py PORT ADDRESS MESSAGES_FILE CONNECTIONS
+
+MESSAGES_FILE: the messages, pickled as a list of bytes. Prints "ready" once every session is
+open, sends on a line from stdin, then prints "ACCEPTED SECONDS"."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import sys
+import time
+
+import aiosmtplib
+
+
+async def session(port: int) -> aiosmtplib.SMTP:
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False,
+                           local_hostname="mta.bench", timeout=30)
+    await smtp.connect()
+    return smtp
+
+
+async def send(smtp: aiosmtplib.SMTP, address: str, messages: list[bytes]) -> int:
+    accepted = 0
+    for data in messages:
+        errors, _ = await smtp.sendmail("alice@msp.bench", [address], data)
+        accepted += not errors
+    return accepted
+
+
+async def main(port: int, address: str, messages: list[bytes], connections: int) -> None:
+    sessions = [await session(port) for _ in range(connections)]
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    started = time.perf_counter()
+    accepted = sum(await asyncio.gather(*(send(s, address, messages[i::connections])
+                                          for i, s in enumerate(sessions))))
+    seconds = time.perf_counter() - started
+    for s in sessions:
+        await s.quit()
+    print(f"{accepted} {seconds}", flush=True)
+
+
+if __name__ == "__main__":
+    with open(sys.argv[3], "rb") as f:
+        loaded: list[bytes] = pickle.load(f)
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2], loaded, int(sys.argv[4])))
