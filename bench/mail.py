@@ -147,10 +147,11 @@ async def seed(conn: asyncpg.Connection) -> dict[str, int]:
 
 async def wait_daemon_ready(conn: asyncpg.Connection, sink: Sink, daemon: Daemon) -> None:
     """The daemon is up when a probe ticket's alert arrives."""
+    seen = sink.count()
     probe = await seed_probe(conn)
     deadline = time.monotonic() + DAEMON_START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if any(tag == probe for _, tag in sink.accepted[-50:]):
+        if any(tag == probe for _, tag in sink.accepted[seen:]):
             return
         if daemon.proc.poll() is not None:
             raise RuntimeError("the daemon exited:\n" + daemon.log_path.read_text()[-2000:])
@@ -312,19 +313,32 @@ async def measure_inbound(conn: asyncpg.Connection, sink: Sink, ids: dict[str, i
             meter.stop()
             results.append(result)
             what = "each note mailed to the ticket's other recipient" if mailed else "no other recipient"
-            how = "one SMTP connection" if connections == 1 else f"{connections} SMTP connections"
+            how = ("one SMTP connection" if connections == 1
+                   else f"{connections} SMTP connections, a ticket each")
             print(f"(e) inbound, {what}: {result.replies} replies in a row over {how}, "
                   f"{result.accepted} accepted, each stored once: {'yes' if result.stored_once else 'NO'}; "
                   f"{result.rate:.0f} replies/s accepted and stored; "
                   f"{meter.describe(result.replies).replace('/mail', '/reply')}, sending process "
                   f"{result.client_cpu_s / result.replies * 1e3:.2f} ms/reply "
                   f"({result.client_cpu_s / result.seconds * 100:.0f}% of a core)", flush=True)
+            print("    " + machine_bound(meter, result), flush=True)
     finally:
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(30)
         daemon.stop()
     return results
+
+
+def machine_bound(meter: CpuMeter, result: InboundResult) -> str:
+    """What the CPU of every process a reply involves puts as a ceiling on this machine, and
+    how much of the machine those processes got meanwhile (the rest went to others)."""
+    used = sum(meter.used[k] for k in ("daemon", "self", "sink", "db")) + result.client_cpu_s
+    per_reply_ms = used / result.replies * 1e3
+    cpus = os.cpu_count() or 1
+    return (f"all processes together {per_reply_ms:.2f} ms of CPU a reply: {cpus} CPUs carry at most "
+            f"{cpus * 1e3 / per_reply_ms:.0f} replies/s so; they got {used / meter.used['wall'] * 100:.0f}% "
+            f"of one CPU meanwhile (load average {os.getloadavg()[0]:.1f})")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -419,6 +433,7 @@ def summary(loopback: tuple[float, float] | None, relay: tuple[dict[int, float],
                      f"over one ({mailed_n.rate:.0f}/s and {mailed.rate:.0f}/s with each note mailed), "
                      f"each stored once: {'yes' if all(r.stored_once for r in inbound) else 'NO'} "
                      f"(goal >= 200/s)")
+    parts.append(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end")
     return "; ".join(parts)
 
 
@@ -437,7 +452,8 @@ async def main() -> None:
         cfg = load_config(config_path)
         log_path = root / "daemon.log"
 
-        print(f"machine: {os.cpu_count()} CPU(s); PostgreSQL, SMTP sink and daemon in separate processes")
+        print(f"machine: {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} at the start; "
+              "PostgreSQL, SMTP sink and daemon in separate processes")
         daemon = Daemon(config_path, log_path)
         try:
             await wait_daemon_ready(conn, sink, daemon)
@@ -448,11 +464,12 @@ async def main() -> None:
         print(f"(a) commit → accepted over {len(lat)} assignments: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
               f"max {max(lat):.1f} ms")
 
-        await queue_mails(conn, ids, cfg)
         meter = CpuMeter(sink_pid=sink.proc.pid, pg_datadir=pg.datadir)
         sender = parseaddr(cfg.smtp.from_)[1]
-        mails = await render_same_mails(conn, cfg)
         loopback = relay = inbound = None
+        if PARTS & {"drain", "relay"}:
+            await queue_mails(conn, ids, cfg)
+            mails = await render_same_mails(conn, cfg)
         if "drain" in PARTS:
             loopback = await measure_loopback(conn, sink, mails, config_path, log_path, sender, meter)
         if "relay" in PARTS:

@@ -54,7 +54,7 @@ def replies(address: str, number: str, ticket: int, count: int) -> list[EmailMes
         msg["To"] = address
         msg["Subject"] = f"Re: [{number}] Assigned to you"
         msg["Date"] = email.utils.formatdate()
-        msg["Message-ID"] = f"<bench-{n}@phone.bench>"
+        msg["Message-ID"] = f"<bench-{ticket}-{n}@phone.bench>"
         msg.set_content(f"{NEW_TEXT}\n\n-- \nAlice\n\n" + QUOTED.format(number=number, ticket=ticket))
         out.append(msg)
     return out
@@ -63,14 +63,14 @@ def replies(address: str, number: str, ticket: int, count: int) -> list[EmailMes
 MTA = Path(__file__).resolve().parent / "mta.py"
 
 
-async def _send(port: int, address: str, messages: list[bytes], connections: int) -> tuple[int, float, float]:
+async def _send(port: int, messages: list[tuple[str, bytes]], connections: int) -> tuple[int, float, float]:
     """The messages over `connections` sessions from a process of its own: how many were
     accepted, in how many seconds, for how much of that process's CPU."""
     with tempfile.NamedTemporaryFile(suffix=".pickle") as f:
         pickle.dump(messages, f)
         f.flush()
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(MTA), str(port), address, f.name, str(connections),
+            sys.executable, str(MTA), str(port), f.name, str(connections),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert proc.stdin is not None and proc.stdout is not None
         if (await proc.stdout.readline()).strip() != b"ready":
@@ -88,19 +88,26 @@ async def _send(port: int, address: str, messages: list[bytes], connections: int
 async def send_in_a_row(conn: asyncpg.Connection, *, port: int, reply_to: str, ids: dict[str, int],
                         count: int, mailed: bool, connections: int = 1) -> InboundResult:
     """`mailed`: the ticket has another recipient, so each note also goes out as a mail;
-    `connections`: side by side, as an MTA delivers a busy domain (each sends its share in a
-    row)."""
-    ticket, number = await conn.fetchrow(
-        "INSERT INTO tickets (account_id, description, assigned_to) VALUES ($1, 'inbound bench', $2) "
-        "RETURNING id, number", ids["acme"], ids["alice"])
-    if mailed:
-        await conn.execute("INSERT INTO ticket_recipients VALUES ($1, $2)", ticket, ids["bob"])
-    address = await reply_address(conn, reply_to, ids["alice"], ticket)
-    messages = [m.as_bytes() for m in replies(address, number, ticket, count)]
-    accepted, seconds, client_cpu = await _send(port, address, messages, connections)
+    `connections`: side by side, as an MTA delivers a busy domain, each sending its share in a
+    row, on a ticket of its own (replies to one ticket wait for each other by design: each
+    moves the ticket's updated_at, so each holds its row until it commits)."""
+    per_ticket = count // connections
+    tickets, batches = [], []
+    for _ in range(connections):
+        ticket, number = await conn.fetchrow(
+            "INSERT INTO tickets (account_id, description, assigned_to) VALUES ($1, 'inbound bench', $2) "
+            "RETURNING id, number", ids["acme"], ids["alice"])
+        if mailed:
+            await conn.execute("INSERT INTO ticket_recipients VALUES ($1, $2)", ticket, ids["bob"])
+        address = await reply_address(conn, reply_to, ids["alice"], ticket)
+        tickets.append(ticket)
+        batches.append([(address, m.as_bytes()) for m in replies(address, number, ticket, per_ticket)])
+    # interleaved, so that connection i sends ticket i's replies (see mta.py)
+    messages = [m for group in zip(*batches, strict=True) for m in group]
+    accepted, seconds, client_cpu = await _send(port, messages, connections)
     stored = await conn.fetchrow(
-        """SELECT count(*) AS notes, count(DISTINCT message_id) AS distinct_ids,
+        """SELECT count(*) AS notes, count(DISTINCT (ticket_id, message_id)) AS distinct_ids,
                   count(*) FILTER (WHERE body = $2) AS exact
-             FROM history_notes WHERE ticket_id = $1""", ticket, NEW_TEXT)
-    once = stored["notes"] == stored["distinct_ids"] == stored["exact"] == count
-    return InboundResult(count, accepted, once, seconds, client_cpu)
+             FROM history_notes WHERE ticket_id = ANY($1)""", tickets, NEW_TEXT)
+    once = stored["notes"] == stored["distinct_ids"] == stored["exact"] == len(messages)
+    return InboundResult(len(messages), accepted, once, seconds, client_cpu)

@@ -3,9 +3,10 @@ the daemon's nor the benchmark's, and can be told apart): `connections` SMTP ses
 daemon's listener, each sending its share of the messages one after the other, as an MTA
 relaying a busy reply domain does.
 
-    python bench/support/mta.py PORT ADDRESS MESSAGES_FILE CONNECTIONS
+    python bench/support/mta.py PORT MESSAGES_FILE CONNECTIONS
 
-MESSAGES_FILE: the messages, pickled as a list of bytes. Prints "ready" once every session is
+MESSAGES_FILE: the messages, pickled as a list of (recipient address, bytes); session i sends
+messages i, i + CONNECTIONS, i + 2 × CONNECTIONS, ... Prints "ready" once every session is
 open, sends on a line from stdin, then prints "ACCEPTED SECONDS"."""
 
 from __future__ import annotations
@@ -25,20 +26,20 @@ async def session(port: int) -> aiosmtplib.SMTP:
     return smtp
 
 
-async def send(smtp: aiosmtplib.SMTP, address: str, messages: list[bytes]) -> int:
+async def send(smtp: aiosmtplib.SMTP, messages: list[tuple[str, bytes]]) -> int:
     accepted = 0
-    for data in messages:
+    for address, data in messages:
         errors, _ = await smtp.sendmail("alice@msp.bench", [address], data)
         accepted += not errors
     return accepted
 
 
-async def main(port: int, address: str, messages: list[bytes], connections: int) -> None:
+async def main(port: int, messages: list[tuple[str, bytes]], connections: int) -> None:
     sessions = [await session(port) for _ in range(connections)]
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)
     started = time.perf_counter()
-    accepted = sum(await asyncio.gather(*(send(s, address, messages[i::connections])
+    accepted = sum(await asyncio.gather(*(send(s, messages[i::connections])
                                           for i, s in enumerate(sessions))))
     seconds = time.perf_counter() - started
     for s in sessions:
@@ -47,6 +48,6 @@ async def main(port: int, address: str, messages: list[bytes], connections: int)
 
 
 if __name__ == "__main__":
-    with open(sys.argv[3], "rb") as f:
-        loaded: list[bytes] = pickle.load(f)
-    asyncio.run(main(int(sys.argv[1]), sys.argv[2], loaded, int(sys.argv[4])))
+    with open(sys.argv[2], "rb") as f:
+        loaded: list[tuple[str, bytes]] = pickle.load(f)
+    asyncio.run(main(int(sys.argv[1]), loaded, int(sys.argv[3])))
