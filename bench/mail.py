@@ -331,9 +331,10 @@ async def measure_inbound(conn: asyncpg.Connection, sink: Sink, ids: dict[str, i
 
 
 def machine_bound(meter: CpuMeter, result: InboundResult) -> str:
-    """What the CPU of every process a reply involves puts as a ceiling on this machine, and
+    """What the CPU of every process a reply involves (the daemon, PostgreSQL, the sink, the
+    sending process) puts as a ceiling on this machine, and
     how much of the machine those processes got meanwhile (the rest went to others)."""
-    used = sum(meter.used[k] for k in ("daemon", "self", "sink", "db")) + result.client_cpu_s
+    used = sum(meter.used[k] for k in ("daemon", "sink", "db")) + result.client_cpu_s
     per_reply_ms = used / result.replies * 1e3
     cpus = os.cpu_count() or 1
     return (f"all processes together {per_reply_ms:.2f} ms of CPU a reply: {cpus} CPUs carry at most "

@@ -62,6 +62,10 @@ RECORD_EVERY_S = 1.0
 RELEASE_RETRY_MIN_S = 0.1
 RELEASE_RETRY_MAX_S = 1.0
 RELEASE_MARGIN_S = 2.0
+# a stream of events (a reply by mail every few ms) is expanded this many at a time, not one
+# fan-out transaction each: fan-outs follow each other at most this often; a lone event, or
+# the first of a stream, is expanded at once
+FANOUT_GATHER_S = 0.02
 SMTP_KEEP_IDLE_S = 2.0  # a lane's SMTP connection is closed after this long without a batch
 
 
@@ -154,8 +158,13 @@ class OutboxWorker:
     async def _fanout_loop(self) -> None:
         failures = 0
         limit = fanout.FANOUT_BATCH
+        last = 0.0
         while not self._stopping.is_set():
+            gap = FANOUT_GATHER_S - (time.monotonic() - last)
+            if gap > 0:
+                await self._pause(gap)
             self._wake_fanout.clear()
+            last = time.monotonic()
             try:
                 identity = MailIdentity.from_config(self.settings.current)
                 async with self.pool.acquire() as conn:
