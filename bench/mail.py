@@ -38,7 +38,6 @@ import asyncio
 import os
 import shutil
 import signal
-import smtplib
 import statistics
 import subprocess
 import sys
@@ -47,7 +46,6 @@ import time
 from email.utils import parseaddr
 from pathlib import Path
 
-import aiosmtplib
 import asyncpg
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,6 +53,7 @@ sys.path.insert(0, str(REPO))
 
 
 from bench.support.cpu import CpuMeter  # noqa: E402
+from bench.support.daemon import REPLY_ADDRESS, Daemon, write_config  # noqa: E402
 from bench.support.inbound import InboundResult, send_in_a_row  # noqa: E402
 from bench.support.relay import (  # noqa: E402
     RELAY_CONNECTIONS,
@@ -65,6 +64,7 @@ from bench.support.relay import (  # noqa: E402
     bound_naive,
     requeue,
 )
+from bench.support.senders import ceiling, machine_bound, naive, pct  # noqa: E402
 from bench.support.sink import Sink  # noqa: E402
 from daemon.config import load_config  # noqa: E402
 from daemon.db import migrations  # noqa: E402
@@ -76,7 +76,6 @@ from daemon.mail.worker import SENDER_LANES  # noqa: E402
 LATENCY_EVENTS = 200
 INBOUND_REPLIES = int(os.environ.get("BENCH_INBOUND_REPLIES", 1000))
 INBOUND_MTA_CONNECTIONS = 4  # as an MTA delivers a busy domain (Postfix: up to 20)
-REPLY_ADDRESS = "portald-reply@reply.portal.bench"
 DRAIN_MAILS = int(os.environ.get("BENCH_DRAIN_MAILS", 10_000))
 DRAIN_TICKETS = 100
 RENDER_CHUNK = 500
@@ -85,53 +84,6 @@ DRAIN_TIMEOUT_S = 600
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 2))  # drain and naive alternate, then medians
 PYSPY_OUT = os.environ.get("BENCH_PYSPY")  # a file: py-spy samples the daemon during the drain
 PARTS = set(os.environ.get("BENCH_PARTS", "drain,relay,inbound").split(","))
-
-def write_config(directory: Path, dsn: str, smtp_port: int, inbound_port: int, *,
-                 connections: int = SENDER_LANES, name: str = "config.toml") -> Path:
-    path = directory / name
-    path.write_text(f"""
-[database]
-dsn = "{dsn}"
-[http]
-host = "127.0.0.1"
-port = {free_port()}
-public_url = "http://portal.bench"
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-from = "portald <portald@portal.bench>"
-connections = {connections}
-[mail]
-poll_interval_s = 5
-[inbound]
-enabled = true
-port = {inbound_port}
-reply_address = "{REPLY_ADDRESS}"
-[state]
-dir = "{directory / 'state'}"
-[log]
-level = "WARNING"
-""")
-    return path
-
-
-class Daemon:
-    def __init__(self, config_path: Path, log_path: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTALD_")}
-        self.log_path = log_path
-        with open(log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "daemon", "--config", str(config_path), "run"],
-                                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
 
 async def seed(conn: asyncpg.Connection) -> dict[str, int]:
     acme = await conn.fetchval("INSERT INTO accounts (name) VALUES ('Acme') RETURNING id")
@@ -267,31 +219,6 @@ async def render_same_mails(conn: asyncpg.Connection, cfg) -> list[tuple[str, by
     return out
 
 
-def naive(mails: list[tuple[str, bytes]], port: int, sender: str) -> float:
-    started = time.perf_counter()
-    for recipient, data in mails:
-        # local_hostname given: smtplib would otherwise resolve our FQDN for every connection
-        with smtplib.SMTP("127.0.0.1", port, local_hostname="localhost", timeout=30) as smtp:
-            smtp.sendmail(sender, [recipient], data)
-    return len(mails) / (time.perf_counter() - started)
-
-
-async def ceiling(mails: list[tuple[str, bytes]], port: int, sender: str, *, connections: int) -> float:
-    """The same mails, already rendered, over persistent aiosmtplib connections with no
-    database and no rendering: what any aiosmtplib sender in one process could reach here."""
-
-    async def lane(part: list[tuple[str, bytes]]) -> None:
-        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, local_hostname="localhost")
-        await smtp.connect()
-        for recipient, data in part:
-            await smtp.sendmail(sender, [recipient], data)
-        await smtp.quit()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(lane(mails[i::connections]) for i in range(connections)))
-    return len(mails) / (time.perf_counter() - started)
-
-
 async def measure_inbound(conn: asyncpg.Connection, sink: Sink, ids: dict[str, int], config_path: Path,
                           log_path: Path, port: int, meter: CpuMeter) -> list[InboundResult]:
     """(e): replies in a row to a freshly started daemon's inbound listener: on a ticket with
@@ -328,22 +255,6 @@ async def measure_inbound(conn: asyncpg.Connection, sink: Sink, ids: dict[str, i
             profiler.wait(30)
         daemon.stop()
     return results
-
-
-def machine_bound(meter: CpuMeter, result: InboundResult) -> str:
-    """What the CPU of every process a reply involves (the daemon, PostgreSQL, the sink, the
-    sending process) puts as a ceiling on this machine, and
-    how much of the machine those processes got meanwhile (the rest went to others)."""
-    used = sum(meter.used[k] for k in ("daemon", "sink", "db")) + result.client_cpu_s
-    per_reply_ms = used / result.replies * 1e3
-    cpus = os.cpu_count() or 1
-    return (f"all processes together {per_reply_ms:.2f} ms of CPU a reply: {cpus} CPUs carry at most "
-            f"{cpus * 1e3 / per_reply_ms:.0f} replies/s so; they got {used / meter.used['wall'] * 100:.0f}% "
-            f"of one CPU meanwhile (load average {os.getloadavg()[0]:.1f})")
-
-
-def pct(values: list[float], p: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
 
 
 async def measure_loopback(conn: asyncpg.Connection, sink: Sink, mails: list[tuple[str, bytes]],
