@@ -83,7 +83,8 @@ CONFIG_TEXT = f"""daemon configuration: [mail] batch_size {BATCH_SIZE}, poll_int
 retry_max_hours {RETRY_MAX_HOURS} (defaults); [smtp] timeout_s {SMTP_TIMEOUT_S} (default 30), \
 so the lease is {LEASE_S} s (2 x timeout_s; 60 s by default), shortened so that five crashes \
 with their lease expiries fit in the run
-  built into the mail worker (not configurable): 4 sender lanes; answers recorded every 10 mails \
+  [smtp] connections 4 (default): 4 sender lanes; built into the mail worker (not configurable): \
+answers recorded every 10 mails \
 or 1 s; retry backoff 30 s doubling per attempt, 50-100 % jitter, capped at 1 h - kept: after a \
 {SMTP_OUTAGE_S:.0f} s outage it costs about two minutes at most, not hours"""
 

@@ -21,7 +21,7 @@ sent; then it is started again. What must hold:
 - Every mail is delivered exactly once, except mail that the killed daemon had claimed (its
   lease) and handed to the SMTP server but not yet marked sent when it died: that is sent once
   more, by another daemon, after the lease ran out and not before. A daemon claims mail in
-  batches of [mail] batch_size, one batch per sender lane (SENDER_LANES in daemon/outbox.py),
+  batches of [mail] batch_size, one batch per sender lane ([smtp] connections, 4 by default),
   so "at most one batch of the killed daemon" is at most its claimed batches: exactly the
   rows it held leased when it died.
 - The killed daemon's leased mails go out once its lease has run out: by the lease's end plus
