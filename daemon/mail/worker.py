@@ -31,12 +31,11 @@ from collections.abc import Sequence
 import asyncpg
 
 from daemon.config import Config, Settings
-from daemon.db.pool import COMMAND_TIMEOUT_S, CONNECT_TIMEOUT_S, is_outage
+from daemon.db.pool import COMMAND_TIMEOUT_S, CONNECT_TIMEOUT_S, is_outage, keep_session
 from daemon.mail import fanout
 from daemon.mail.batch import Dropped, Prepared, prepare_batch
 from daemon.mail.identity import MailIdentity
 from daemon.mail.ledger import RETRY_BASE_S, RETRY_CAP_S, Ledger, describe
-from daemon.mail.pools import keep_session
 from daemon.mail.smtp import Outcome, SmtpBatch
 from daemon.mail.throttle import RateLimiter
 from daemon.mail.wakeup import ERROR_BACKOFF_MAX_S, ERROR_BACKOFF_MIN_S, LaneBell, MailWakeup
