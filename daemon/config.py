@@ -11,8 +11,6 @@ value that fails its type is left at its default so that the checks across keys 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import json
 import os
 import re
 import tomllib
@@ -20,19 +18,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
-    NoDecode,
     SecretsSettingsSource,
     SettingsConfigDict,
 )
 
+from daemon.config_values import Bool, Int, Networks, Str, Workers
 from daemon.mail.reply_token import MAX_LOCAL_CHARS
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
@@ -40,8 +37,6 @@ ENV_PREFIX = "PORTALD_"
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"  # set by systemd for LoadCredential=
 _LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*/=?^_`{|}~-]+)*\Z")
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\Z")
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 class ConfigError(Exception):
@@ -50,75 +45,6 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("; ".join(problems))
-
-
-def _refuse(problem: str) -> PydanticCustomError:
-    # the text goes in the context: a value quoted in it must not be read as a placeholder
-    return PydanticCustomError("portald_config", "{problem}", {"problem": problem})
-
-
-def _whole_number(raw: Any) -> int:
-    # TOML has integers; the environment and credential files have text
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    if isinstance(raw, str):
-        try:
-            return int(raw.strip())
-        except ValueError:
-            pass
-    raise _refuse(f"must be a whole number (got {raw!r})")
-
-
-def _true_or_false(raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
-        return raw.strip().lower() in _TRUE
-    raise _refuse(f"must be true or false (got {raw!r})")
-
-
-def _text(raw: Any) -> str:
-    if isinstance(raw, str):
-        return raw
-    raise _refuse(f"must be a string (got {raw!r})")
-
-
-def _networks(raw: Any) -> tuple[str, ...]:
-    # TOML gives a list; the environment and credential files a comma-separated line (or JSON)
-    if isinstance(raw, str):
-        text = raw.strip()
-        raw = json.loads(text) if text.startswith("[") else [p for p in text.split(",") if p.strip()]
-    if not isinstance(raw, list | tuple):
-        raise _refuse(f"must be a list of addresses or networks such as \"10.0.0.0/8\" (got {raw!r})")
-    try:
-        return tuple(str(ipaddress.ip_network(str(item).strip(), strict=False)) for item in raw)
-    except ValueError as exc:
-        raise _refuse(f"not an IP address or network: {exc}") from None
-
-
-MAX_WORKERS = 256
-
-
-def _worker_count(raw: Any) -> int:
-    """[http] workers: a whole number of processes, or "auto" for one per CPU this process
-    may run on (its affinity, which a container or `taskset` may narrow)."""
-    if isinstance(raw, str) and raw.strip().lower() == "auto":
-        return max(1, len(os.sched_getaffinity(0)))
-    try:
-        count = _whole_number(raw)
-    except PydanticCustomError:
-        raise _refuse(f'must be a whole number or "auto" (got {raw!r})') from None
-    if not 1 <= count <= MAX_WORKERS:
-        raise _refuse(f'must be 1..{MAX_WORKERS} or "auto" (got {count})')
-    return count
-
-
-Int = Annotated[int, BeforeValidator(_whole_number)]
-Workers = Annotated[int, BeforeValidator(_worker_count)]
-# NoDecode: the environment's text goes to _networks as it is, not through JSON first
-Networks = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_networks)]
-Bool = Annotated[bool, BeforeValidator(_true_or_false)]
-Str = Annotated[str, BeforeValidator(_text)]
 
 
 class Section(BaseSettings):
