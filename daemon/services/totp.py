@@ -54,7 +54,9 @@ def qr_svg(uri: str) -> str:
 def matched_step(secret: str, code: str, now: float | None = None) -> int | None:
     """The 30-second step `code` is valid for, within the tolerance, or None."""
     code = "".join(code.split())
-    if len(code) != 6 or not code.isdigit():
+    # isascii: isdigit() also takes other scripts' digits ("١٢٣٤٥٦"), which are no code and
+    # which hmac.compare_digest refuses with a TypeError
+    if len(code) != 6 or not code.isascii() or not code.isdigit():
         return None
     totp = pyotp.TOTP(secret, interval=STEP_S)
     current = int((time.time() if now is None else now) // STEP_S)

@@ -1,0 +1,111 @@
+"""Two-factor login under abuse: codes made of other scripts' digits, a pending login whose
+password was reset or changed meanwhile, the same code sent many times at once."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+
+import pytest
+
+from daemon.app import build_app
+from daemon.cli import main
+from tests.integration.test_two_factor import Browser, _password_step, cli_json, code
+from tests.support.config import write_test_config
+from web.routes import setup_web
+
+# Each is six characters that str.isdigit() accepts but that are not ASCII digits (Arabic-Indic,
+# superscripts, fullwidth): a code check must refuse them as wrong, not fail.
+NOT_ASCII_DIGITS = ["\u0661\u0662\u0663\u0664\u0665\u0666", "\u00b2\u00b3\u00b9\u00b2\u00b3\u00b9",
+                    "\uff11\uff12\uff13\uff14\uff15\uff16"]
+
+
+@pytest.fixture
+async def browser(demo_client):
+    b = Browser(demo_client)
+    yield b
+    await b.close()
+
+
+@pytest.fixture
+async def enabled(demo_dsn, tmp_path, capsys) -> dict:
+    """full@acme with two-factor on, set by an administrator with the CLI."""
+    return await cli_json(demo_dsn, tmp_path, capsys, "webuser", "totp", "full@acme", "--enable")
+
+
+@pytest.mark.parametrize("typed", NOT_ASCII_DIGITS)
+async def test_a_code_of_digits_from_another_script_is_a_wrong_code(
+        enabled, browser, users, typed: str) -> None:
+    await _password_step(browser)
+    status, body = await browser.post("/api/v1/login/totp", {"code": typed})
+    assert status == 401 and body["error"]["code"] == "invalid_code"
+    # the user's own set-up takes the same check
+    me = await users.login("partial@acme")
+    assert (await me.post("/api/v1/me/totp/setup")).status == 200
+    refused = await me.post("/api/v1/me/totp/confirm", {"code": typed})
+    assert refused.status == 422 and refused.body["error"]["field"] == "code"
+
+
+async def test_a_password_reset_ends_the_pending_logins_begun_before_it(
+        enabled, browser, demo_dsn, tmp_path, monkeypatch) -> None:
+    # someone who knows the old password has done the first step; an administrator resets it
+    await _password_step(browser)
+    cfg = write_test_config(tmp_path, demo_dsn, smtp_port=8025)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a-brand-new-password\n"))
+    status = await asyncio.to_thread(main, ["admin", "webuser", "set-password", "full@acme",
+                                            "--password-stdin", "--config", str(cfg.path)])
+    assert status == 0
+    status, body = await browser.post("/api/v1/login/totp", {"code": code(enabled["secret"])})
+    assert status == 401 and body["error"]["code"] == "invalid_code"
+    async with browser.session.get("/api/v1/me") as resp:
+        assert resp.status == 401
+
+
+async def test_a_password_change_ends_the_other_pending_logins(enabled, demo_client,
+                                                               demo_db) -> None:
+    owner, intruder = Browser(demo_client), Browser(demo_client)
+    try:
+        await _password_step(owner)
+        status, me = await owner.post("/api/v1/login/totp", {"code": code(enabled["secret"])})
+        assert status == 200, me
+        await _password_step(intruder)
+        status, body = await owner.post("/api/v1/me/password",
+                                        {"current": "demo", "new": "another-long-password"},
+                                        headers={"X-CSRF-Token": me["csrf_token"]})
+        assert status == 200, body
+        assert await demo_db.fetchval("SELECT count(*) FROM pending_logins") == 0
+        status, body = await intruder.post("/api/v1/login/totp",
+                                           {"code": enabled["recovery_codes"][0]})
+        assert status == 401 and body["error"]["code"] == "invalid_code"
+    finally:
+        await owner.close()
+        await intruder.close()
+
+
+@pytest.fixture
+async def roomy_client(demo_dsn, smtp_sink, tmp_path, aiohttp_client, monkeypatch):
+    """The demo portal with a throttle wide enough for one user's many concurrent attempts."""
+    monkeypatch.setenv("PORTALD_HTTP_LOGIN_ATTEMPTS_PER_15MIN", "200")
+    cfg = write_test_config(tmp_path, demo_dsn, smtp_sink.port)
+    return await aiohttp_client(build_app(cfg, demo_dsn, setup_web=setup_web, background=False))
+
+
+@pytest.mark.parametrize("which", ["totp", "recovery"])
+async def test_one_code_sent_twenty_times_at_once_logs_in_once(
+        roomy_client, demo_dsn, demo_db, tmp_path, capsys, which: str) -> None:
+    on = await cli_json(demo_dsn, tmp_path, capsys, "webuser", "totp", "full@acme", "--enable")
+    typed = code(on["secret"]) if which == "totp" else on["recovery_codes"][0]
+    browsers = [Browser(roomy_client) for _ in range(20)]
+    try:
+        for b in browsers:
+            await _password_step(b)
+        answers = await asyncio.gather(*(b.post("/api/v1/login/totp", {"code": typed})
+                                         for b in browsers))
+    finally:
+        for b in browsers:
+            await b.close()
+    assert sorted(status for status, _ in answers) == [200] + [401] * 19
+    assert await demo_db.fetchval(
+        "SELECT count(*) FROM sessions s JOIN customer_web_users u ON u.id = s.webuser_id "
+        "WHERE u.username = 'full@acme'") == 1
