@@ -7,8 +7,11 @@ import asyncio
 import io
 import sys
 
+import asyncpg
 import pytest
 
+from daemon.access.acting import acting_as
+from daemon.access.principals import find_user
 from daemon.app import build_app
 from daemon.cli import main
 from tests.integration.test_two_factor import Browser, _password_step, cli_json, code
@@ -109,3 +112,41 @@ async def test_one_code_sent_twenty_times_at_once_logs_in_once(
     assert await demo_db.fetchval(
         "SELECT count(*) FROM sessions s JOIN customer_web_users u ON u.id = s.webuser_id "
         "WHERE u.username = 'full@acme'") == 1
+
+
+async def test_the_database_shows_each_user_only_their_own_second_factor(
+        demo_db, demo_dsn, tmp_path, capsys) -> None:
+    for area, who in (("webuser", "full@acme"), ("webuser", "full@globex"), ("employee", "sub1"),
+                      ("employee", "tech")):
+        await cli_json(demo_dsn, tmp_path, capsys, area, "totp", who, "--enable")
+    for who in ("full@globex", "sub1"):
+        p = await find_user(demo_db, who)
+        column = "webuser_id" if p.is_customer else "employee_id"
+        async with acting_as(demo_db, p):
+            for table in ("totp_credentials", "totp_recovery_codes"):
+                rows = await demo_db.fetch(f"SELECT webuser_id, employee_id FROM {table}")
+                assert rows and {r[column] for r in rows} == {p.id}, (who, table)
+                # nor may they change or remove anyone else's
+                await demo_db.execute(f"UPDATE {table} SET created_at = now() - interval '1 d'")
+                await demo_db.execute(f"DELETE FROM {table} WHERE {column} IS DISTINCT FROM $1",
+                                      p.id)
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await demo_db.fetch("SELECT * FROM pending_logins")
+    assert await demo_db.fetchval("SELECT count(*) FROM totp_credentials") == 4
+    assert await demo_db.fetchval("SELECT count(*) FROM totp_recovery_codes") == 40
+    assert await demo_db.fetchval(
+        "SELECT count(*) FROM totp_credentials WHERE created_at < now() - interval '1 h'") == 0
+
+
+@pytest.mark.parametrize("path", ["/api/v1/me/totp/setup", "/api/v1/me/totp/confirm",
+                                  "/api/v1/me/totp/recovery-codes", "/api/v1/me/totp/disable",
+                                  "/security/totp/setup", "/security/totp/confirm",
+                                  "/security/totp/recovery-codes", "/security/totp/disable"])
+async def test_the_own_set_up_refuses_a_request_without_the_csrf_token(users, demo_db,
+                                                                        path: str) -> None:
+    me = await users.login("limited@acme")
+    data = {"code": "123456"} if path.startswith("/security") else None
+    body = {"code": "123456"} if data is None else None
+    refused = await me.post(path, body, csrf=False, data=data)
+    assert refused.status == 403, refused  # a page's refusal is a page, the API's is JSON
+    assert await demo_db.fetchval("SELECT count(*) FROM totp_credentials") == 0
