@@ -56,8 +56,11 @@ async def complete_login(request: web.Request, code: str) -> LoginResult:
     if found is not None:
         kind, user_id = totp_q.kind_of(found)
         async with pool.acquire() as conn, conn.transaction():
-            how = await totp.verify_code(conn, kind, user_id, code)
-            # one use: of two requests with right codes, one takes the pending login
+            # one request at a time per pending login, and the code checked only while it is
+            # still there: of two sent together, the one after a completed login finds it gone
+            # and uses up no code (a recovery code would otherwise be spent for nothing)
+            locked = await totp_q.lock_pending(conn, token_hash)
+            how = await totp.verify_code(conn, kind, user_id, code) if locked else None
             if how and await totp_q.take_pending(conn, token_hash):
                 result = await open_session(request, conn, kind, user_id, username,
                                             second_factor=how)

@@ -78,6 +78,12 @@ async def pending(conn: Conn, token_hash: bytes) -> asyncpg.Record | None:
     return await conn.fetchrow(SQL["pending"], token_hash)
 
 
+async def lock_pending(conn: asyncpg.Connection, token_hash: bytes) -> bool:
+    """Hold the pending login of `token_hash` until the caller's transaction ends; False when
+    it is gone or expired."""
+    return await conn.fetchval(SQL["lock_pending"], token_hash) is not None
+
+
 async def take_pending(conn: Conn, token_hash: bytes) -> asyncpg.Record | None:
     return await conn.fetchrow(SQL["take_pending"], token_hash)
 

@@ -150,3 +150,33 @@ async def test_the_own_set_up_refuses_a_request_without_the_csrf_token(users, de
     refused = await me.post(path, body, csrf=False, data=data)
     assert refused.status == 403, refused  # a page's refusal is a page, the API's is JSON
     assert await demo_db.fetchval("SELECT count(*) FROM totp_credentials") == 0
+
+
+async def _waiting_on_locks(db: asyncpg.Connection, count: int) -> None:
+    """Until `count` other backends of this database wait for a lock."""
+    while await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()") < count:
+        await asyncio.sleep(0.05)
+
+
+async def test_two_codes_sent_together_for_one_pending_login_spend_one(
+        enabled, browser, demo_dsn, demo_db) -> None:
+    await _password_step(browser)
+    # hold the pending login, so that both requests are under way before either may finish
+    holder = await asyncpg.connect(demo_dsn)
+    try:
+        tr = holder.transaction()
+        await tr.start()
+        await holder.execute("SELECT 1 FROM pending_logins FOR UPDATE")
+        sent = [asyncio.ensure_future(browser.post("/api/v1/login/totp", {"code": c}))
+                for c in enabled["recovery_codes"][:2]]
+        await asyncio.wait_for(_waiting_on_locks(demo_db, 2), 60)
+        await tr.rollback()
+        answers = await asyncio.gather(*sent)
+    finally:
+        await holder.close()
+    assert sorted(status for status, _ in answers) == [200, 401]
+    # the request that came second found the login done: its recovery code is still good
+    assert await demo_db.fetchval(
+        "SELECT count(*) FROM totp_recovery_codes WHERE used_at IS NOT NULL") == 1

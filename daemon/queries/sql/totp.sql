@@ -59,6 +59,11 @@ SELECT p.webuser_id, p.employee_id, coalesce(u.username, e.username) AS username
  WHERE p.token_hash = $1 AND p.expires_at > now()
    AND (u.active OR (e.active AND e.web_access));
 
+-- name: lock_pending --
+-- the second step holds its pending login while it checks the code: another request for the
+-- same pending login waits, and finds it gone if this one completed it
+SELECT 1 FROM pending_logins WHERE token_hash = $1 AND expires_at > now() FOR UPDATE;
+
 -- name: take_pending --
 -- one use: whoever deletes it completes the login
 DELETE FROM pending_logins WHERE token_hash = $1 AND expires_at > now()
