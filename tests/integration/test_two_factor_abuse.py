@@ -180,3 +180,22 @@ async def test_two_codes_sent_together_for_one_pending_login_spend_one(
     # the request that came second found the login done: its recovery code is still good
     assert await demo_db.fetchval(
         "SELECT count(*) FROM totp_recovery_codes WHERE used_at IS NOT NULL") == 1
+
+
+async def test_codes_and_recovery_codes_reach_no_log_and_no_audit_row(
+        enabled, browser, demo_db, caplog) -> None:
+    caplog.set_level("DEBUG")
+    await _password_step(browser)
+    wrong = enabled["recovery_codes"][0][::-1]
+    assert (await browser.post("/api/v1/login/totp", {"code": wrong}))[0] == 401
+    status, me = await browser.post("/api/v1/login/totp", {"code": enabled["recovery_codes"][1]})
+    assert status == 200, me
+    typed = code(enabled["secret"])
+    status, fresh = await browser.post("/api/v1/me/totp/recovery-codes", {"code": typed},
+                                       headers={"X-CSRF-Token": me["csrf_token"]})
+    assert status == 200, fresh
+    audit = "\n".join(str(tuple(r)) for r in await demo_db.fetch("SELECT * FROM audit_log"))
+    # (not the 6-digit code: any number in a log line could happen to hold it)
+    for secret in [enabled["secret"], wrong, *enabled["recovery_codes"],
+                   *fresh["recovery_codes"]]:
+        assert secret not in caplog.text and secret not in audit, secret
