@@ -16,6 +16,7 @@ from daemon.app import build_app
 from daemon.cli import main
 from tests.integration.test_two_factor import Browser, _password_step, cli_json, code
 from tests.support.config import write_test_config
+from tests.support.raw import http, raw_request
 from web.routes import setup_web
 
 # Each is six characters that str.isdigit() accepts but that are not ASCII digits (Arabic-Indic,
@@ -199,3 +200,32 @@ async def test_codes_and_recovery_codes_reach_no_log_and_no_audit_row(
     for secret in [enabled["secret"], wrong, *enabled["recovery_codes"],
                    *fresh["recovery_codes"]]:
         assert secret not in caplog.text and secret not in audit, secret
+
+
+ODD_JSON = [b"", b"{}", b"[]", b"null", b'{"code": 123456}', b'{"code": null}', b'{"code": ""}',
+            b'{"code": "\\u0000"}', b'{"code": "\\ud800\\udc00x"}', b'{"code": "\\ud800"}',
+            b'{"code": "' + b"9" * 5000 + b'"}', b'{"code": "\xff\xfe"}', b"[" * 3000,
+            '{"code": "１２３ ４５６"}'.encode(), '{"code": "\u0130\u0130\u0130\u0130\u0130-xx"}'.encode(),
+            b'{"code": "12345\\u0663", "extra": 1}']
+ODD_FORMS = [b"", b"code=%FF%FE", b"code=%00", b"code=%ED%A0%80", b"code=" + b"1" * 5000,
+             b"code=%EF%BC%91%EF%BC%92%EF%BC%93%EF%BC%94%EF%BC%95%EF%BC%96",
+             b"code=123456&next=%FF", b"\xff\xfe=\xfd"]
+
+
+async def test_odd_codes_in_the_second_step_get_a_4xx(enabled, browser, demo_client) -> None:
+    await _password_step(browser)
+    async with browser.session.get("/login/totp") as page:
+        assert page.status == 200
+    cookies = "; ".join(f"{c.key}={c.value}" for c in browser.session.cookie_jar)
+    form_token = next(c.value for c in browser.session.cookie_jar if c.key == "portald_login")
+    sent = [http("POST", "/api/v1/login/totp", b"Cookie: " + cookies.encode(),
+                 b"Content-Type: application/json", body=body) for body in ODD_JSON]
+    sent += [http("POST", "/login/totp", b"Cookie: " + cookies.encode(),
+                  b"Content-Type: application/x-www-form-urlencoded",
+                  body=body + b"&csrf_token=" + form_token.encode()) for body in ODD_FORMS]
+    for request in sent:
+        reply = await raw_request(demo_client.port, request)
+        assert 400 <= reply.status < 500, (request[-200:], reply)
+    # still no session, and the pending login still takes the right code
+    status, _ = await browser.post("/api/v1/login/totp", {"code": code(enabled["secret"])})
+    assert status == 200
