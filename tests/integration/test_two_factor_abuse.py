@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import sys
 
 import asyncpg
@@ -17,7 +18,7 @@ from daemon.cli import main
 from tests.integration.test_two_factor import Browser, _password_step, cli_json, code
 from tests.support.config import write_test_config
 from tests.support.raw import http, raw_request
-from web.routes import setup_web
+from web.routes import ROUTES, setup_web
 
 # Each is six characters that str.isdigit() accepts but that are not ASCII digits (Arabic-Indic,
 # superscripts, fullwidth): a code check must refuse them as wrong, not fail.
@@ -229,3 +230,23 @@ async def test_odd_codes_in_the_second_step_get_a_4xx(enabled, browser, demo_cli
     # still no session, and the pending login still takes the right code
     status, _ = await browser.post("/api/v1/login/totp", {"code": code(enabled["secret"])})
     assert status == 200
+
+
+async def test_no_route_takes_the_password_step_alone_for_a_login(enabled, browser,
+                                                                  demo_client) -> None:
+    await _password_step(browser)
+    pending = next(c.value for c in browser.session.cookie_jar if c.key == "portald_pending")
+    # the pending login's cookie as it is, and its token where a session's would be
+    for cookie in (f"portald_pending={pending}", f"portald_session={pending}"):
+        for route in ROUTES:
+            if route.public:
+                continue
+            path = re.sub(r"\{(\w+)(?::[^}]*)?\}", "1", route.path)
+            request = http(route.method, path, b"Cookie: " + cookie.encode(),
+                           b"Content-Type: application/json", body=b'{"code": "000000"}')
+            reply = await raw_request(demo_client.port, request)
+            if path.startswith("/api/"):
+                assert reply.status == 401, (route.method, path, reply)
+            else:
+                assert reply.status == 303, (route.method, path, reply)
+                assert reply.headers["location"].startswith("/login"), (route.method, path)
