@@ -250,3 +250,14 @@ async def test_no_route_takes_the_password_step_alone_for_a_login(enabled, brows
             else:
                 assert reply.status == 303, (route.method, path, reply)
                 assert reply.headers["location"].startswith("/login"), (route.method, path)
+
+
+async def test_a_deactivation_ends_the_pending_login_for_good(enabled, browser, demo_dsn,
+                                                               tmp_path, capsys) -> None:
+    # deactivated between the steps and active again before the code comes: the pending login
+    # begun before is gone, as the sessions are
+    await _password_step(browser)
+    for verb in ("deactivate", "activate"):
+        await cli_json(demo_dsn, tmp_path, capsys, "webuser", verb, "full@acme")
+    status, body = await browser.post("/api/v1/login/totp", {"code": code(enabled["secret"])})
+    assert status == 401 and body["error"]["code"] == "invalid_code"
