@@ -261,3 +261,27 @@ async def test_a_deactivation_ends_the_pending_login_for_good(enabled, browser, 
         await cli_json(demo_dsn, tmp_path, capsys, "webuser", verb, "full@acme")
     status, body = await browser.post("/api/v1/login/totp", {"code": code(enabled["secret"])})
     assert status == 401 and body["error"]["code"] == "invalid_code"
+
+
+async def test_a_member_who_must_enrol_reaches_only_the_enrolment(users, demo_db,
+                                                                  demo_client) -> None:
+    group_id = await demo_db.fetchval(
+        """INSERT INTO employee_groups (name, ticket_scope, see_others, admin, require_2fa)
+           VALUES ('Careful admins', 'all', 'all', true, true) RETURNING id""")
+    await demo_db.execute("UPDATE employees SET group_id = $1 WHERE username = 'admin'", group_id)
+    me = await users.login("admin")
+    cookie = next(c for c in me.session.cookie_jar if c.key == "portald_session")
+    for route in ROUTES:
+        if route.public or (route.access and route.access.enrolment):
+            continue
+        path = re.sub(r"\{(\w+)(?::[^}]*)?\}", "1", route.path)
+        request = http(route.method, path, f"Cookie: portald_session={cookie.value}".encode(),
+                       f"X-CSRF-Token: {me.csrf}".encode(), b"Content-Type: application/json",
+                       body=b"{}")
+        reply = await raw_request(demo_client.port, request)
+        if path.startswith("/api/"):
+            assert reply.status == 403, (route.method, path, reply)
+            assert b"totp_enrolment_required" in reply.body, (route.method, path)
+        else:
+            assert (reply.status, reply.headers.get("location")) == (303, "/security"), (
+                route.method, path, reply)
