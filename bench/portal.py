@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.support import wrk  # noqa: E402
-from bench.support.cpu import cpu_s, postgres_cpu_s  # noqa: E402
+from bench.support.cpu import postgres_cpu_s, tree_cpu_s  # noqa: E402
 from bench.support.portal_data import copy_without_row_security, load_data  # noqa: E402
 from bench.support.portal_servers import Server, floor_server, login, portal_server  # noqa: E402
 from daemon.db.embedded import EmbeddedPostgres  # noqa: E402
@@ -131,10 +131,10 @@ def measure(wrk_bin: str, root: Path, pg_datadir: Path, all_targets: list[Target
             raise SystemExit(f"{t.label}: {warm.errors} errors of {warm.requests} in the warm-up")
     for _ in range(ROUNDS):
         for t in all_targets:
-            before = (cpu_s(t.server.pid, children=True), postgres_cpu_s(pg_datadir))
+            before = (tree_cpu_s(t.server.pid), postgres_cpu_s(pg_datadir))
             got = wrk.run(wrk_bin, t.server.url(t.path), scripts[t.key], connections=CONNECTIONS,
                           seconds=DURATION_S / ROUNDS)
-            t.cpu["server"] = t.cpu.get("server", 0.0) + cpu_s(t.server.pid, children=True) - before[0]
+            t.cpu["server"] = t.cpu.get("server", 0.0) + tree_cpu_s(t.server.pid) - before[0]
             t.cpu["db"] = t.cpu.get("db", 0.0) + postgres_cpu_s(pg_datadir) - before[1]
             if t.loaded is None:
                 t.loaded = got

@@ -23,6 +23,23 @@ def cpu_s(pid: int, *, children: bool = False) -> float:
     return ticks / CLK_TCK
 
 
+def tree_cpu_s(pid: int) -> float:
+    """A process and every live descendant (a supervisor's workers), each with its reaped
+    children: `cpu_s(pid, children=True)` alone misses children that are still running."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    tree, grew = {pid}, True
+    while grew:
+        found = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return sum(cpu_s(p, children=True) for p in tree)
+
+
 def postgres_cpu_s(datadir: Path) -> float:
     """The whole PostgreSQL cluster: the postmaster, its live children, and the reaped ones."""
     try:
