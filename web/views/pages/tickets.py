@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+import aiohttp_jinja2
 import asyncpg
 from aiohttp import web
 
@@ -26,6 +27,7 @@ from web.files import download_response
 from web.input import parse_id, path_id, read_query
 from web.pages import render
 from web.schemas import TicketListPage
+from web.views.pages.ticket_rows import list_rows
 
 PAGE_SIZE = 50
 
@@ -159,12 +161,16 @@ async def ticket_list(request: web.Request) -> web.Response:
     conn = db(request)
     rows, next_cursor = await q.list_tickets(conn, p, f)
     accounts = await account_data.account_names(conn, p) if p.is_employee else []
+    show_priority = p.is_employee or p.can("priority", "view")
     return render(request, "tickets_list.html", {
         "tickets": rows, "params": params, "accounts": accounts,
+        "rows": list_rows(aiohttp_jinja2.get_env(request.app), rows, employee=p.is_employee,
+                          show_priority=show_priority, status_labels=STATUS_LABELS,
+                          priority_labels=PRIORITY_LABELS),
         "next_url": params.url(cursor=next_cursor) if next_cursor else None,
         "first_url": params.url(cursor=None) if params.cursor else None,
         "statuses": q.STATUSES,
-        "show_priority": p.is_employee or p.can("priority", "view"),
+        "show_priority": show_priority,
         "done": DONE_MESSAGES.get(request.query.get("done", "")),
     })
 
