@@ -67,8 +67,11 @@ def when(value: datetime | date | str | None, *, seconds: bool = False, zone: bo
         return ""
     if not isinstance(value, datetime):
         return value.isoformat()
-    # isoformat is the fastest way to this shape
-    text = value.astimezone(UTC).isoformat(" ", "seconds" if seconds else "minutes")
+    # isoformat is the fastest way to this shape; times from the database are in UTC already
+    # (a list page writes fifty), so only others are converted
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    text = value.isoformat(" ", "seconds" if seconds else "minutes")
     text = text[:19] if seconds else text[:16]
     return f"{text} UTC" if zone else text
 

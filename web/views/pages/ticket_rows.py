@@ -29,23 +29,26 @@ def list_rows(env: jinja2.Environment, tickets: Iterable[Mapping[str, Any]], *, 
               show_priority: bool, status_labels: Mapping[str, str],
               priority_labels: Mapping[str, str]) -> Markup:
     """The <tr> of each ticket, with the whitespace the template's loop had between them."""
+    # the labels escaped once per page, not once per row
+    statuses = {key: html(label) for key, label in status_labels.items()}
+    priorities = {key: html(label) for key, label in priority_labels.items()}
     out = []
     for t in tickets:
         account = (f'<td data-label="Account">{html(t["account_name"])}</td>'
                    if employee else "")
-        priority = (f'<td data-label="Priority">{html(priority_labels[t["priority"]])}</td>'
+        priority = (f'<td data-label="Priority">{priorities[t["priority"]]}</td>'
                     if show_priority else "")
         assigned = (f'<td data-label="Assigned to">{html(t["assigned_name"] or "—")}</td>'
                     if employee else "")
         status = html(t["status"])
         out.append(
-            f'\n    <tr>\n      <td data-label="Number"><a href="/tickets/{html(t["id"])}">'
+            f'\n    <tr>\n      <td data-label="Number"><a href="/tickets/{t["id"]}">'
             f'{html(t["number"])}</a></td>\n'
             f'      <td data-label="Description" class="clip">'
             f'{html(do_truncate(env, t["description"], DESCRIPTION_CHARS))}</td>\n'
             f'      {account}\n'
             f'      <td data-label="Status"><span class="badge status-{status}">'
-            f'{html(status_labels[t["status"]])}</span></td>\n'
+            f'{statuses[t["status"]]}</span></td>\n'
             f'      {priority}\n      {assigned}\n'
             f'      <td data-label="Updated" class="nowrap">{html(when(t["updated_at"]))}</td>\n'
             f'    </tr>\n  ')
