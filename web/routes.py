@@ -18,6 +18,7 @@ from aiohttp import web
 from daemon.appkeys import CAUGHT_MAIL
 from web import openapi
 from web.files import safe_filename
+from web.form_fields import FormFields
 from web.login import setup_hashing
 from web.middleware.access import (
     ACCESS_BY_NAME,
@@ -375,6 +376,7 @@ def setup_web(app: web.Application) -> None:
         auto_reload=development, cache_size=-1,
         context_processors=[aiohttp_jinja2.request_processor, template_context])
     env.filters["filename"] = safe_filename
+    env.globals["form_fields"] = FormFields
     item_first_lookups(env)
     env.globals.update(TEMPLATE_GLOBALS, status_labels=ticket_pages.STATUS_LABELS,
                        priority_labels=ticket_pages.PRIORITY_LABELS)

@@ -1,0 +1,57 @@
+"""The form helpers of the ticket pages (the new-ticket form and the forms on a ticket), as
+plain functions: they were Jinja macros imported `with context`, which re-ran the macro
+module on every page and cost a macro call each for some sixty fields on a ticket page. The
+markup is the macros' own, byte for byte.
+
+`f` is web.views.pages.tickets.form_state: f["form"] names the form that failed, f["field"]
+the field at fault, f["message"] what is wrong with it, f["values"] the user's input to put
+back. Each field's id is "<form>-<field>", so the error summary can link to it; the field at
+fault takes the focus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Mapping
+from typing import Any
+
+from markupsafe import Markup, escape
+
+
+class FormFields:
+    """What the templates call `ff`: ff.attrs(form, name), ff.error, ff.form_error,
+    ff.value, ff.csrf(), ff.has_error."""
+
+    def __init__(self, f: Mapping[str, Any], csrf_token: Any) -> None:
+        self.f, self.csrf_token = f, csrf_token
+
+    def has_error(self, form: str, name: str) -> Markup:
+        f = self.f
+        return Markup("1" if f["form"] == form and f["error"] and f["field"] == name else "")
+
+    def attrs(self, form: str, name: str) -> Markup:
+        """The attributes of an input: id, name, and the error wiring for screen readers."""
+        field = f"{escape(form)}-{escape(name)}"
+        text = f'id="{field}" name="{escape(name)}"'
+        if self.has_error(form, name):
+            text += f' aria-invalid="true" aria-describedby="{field}-error" autofocus'
+        return Markup(text)
+
+    def error(self, form: str, name: str) -> Markup:
+        if not self.has_error(form, name):
+            return Markup("")
+        return Markup(f'<span class="field-error" id="{escape(form)}-{escape(name)}-error">'
+                      f'{escape(self.f["message"])}</span>')
+
+    def form_error(self, form: str, fields: Container[str]) -> Markup:
+        """An error of this form that names no field of it: shown at the top of the form."""
+        f = self.f
+        if f["form"] == form and f["error"] and f["field"] not in fields:
+            return Markup(f'<p class="alert" role="alert">{escape(f["summary"])}</p>')
+        return Markup("")
+
+    def value(self, form: str, name: str, default: Any = "") -> Markup:
+        f = self.f
+        return escape(f["values"].get(name, default) if f["form"] == form else default)
+
+    def csrf(self) -> Markup:
+        return Markup(f'<input type="hidden" name="csrf_token" value="{escape(self.csrf_token)}">')
