@@ -6,60 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from pathlib import Path
-
-import aiohttp
-import pyotp
-import pytest
 
 from daemon.cli import main
 from daemon.dev.demo_data import DEMO_PASSWORD
 from tests.support.api import Api
 from tests.support.config import write_test_config
-
-
-def code(secret: str, steps_ahead: int = 0) -> str:
-    """The code of the current 30-second step, or of one within the tolerance after it."""
-    return pyotp.TOTP(secret).at(time.time() + 30 * steps_ahead)
-
-
-async def cli_json(dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                   *argv: str) -> dict:
-    cfg = write_test_config(tmp_path, dsn, smtp_port=8025)
-    capsys.readouterr()
-    status = await asyncio.to_thread(main, ["admin", *argv, "--json", "--config", str(cfg.path)])
-    out, err = capsys.readouterr()
-    assert status == 0, err
-    return json.loads(out)
-
-
-class Browser:
-    """A client with a cookie jar of its own that is not logged in yet."""
-
-    def __init__(self, client) -> None:
-        self.session = aiohttp.ClientSession(base_url=str(client.make_url("")),
-                                             cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-    async def post(self, path: str, body: dict, headers: dict | None = None):
-        async with self.session.post(path, json=body, headers=headers) as resp:
-            return resp.status, await resp.json()
-
-    async def close(self) -> None:
-        await self.session.close()
-
-
-@pytest.fixture
-async def browser(demo_client):
-    b = Browser(demo_client)
-    yield b
-    await b.close()
-
-
-@pytest.fixture
-async def enabled(demo_dsn, tmp_path, capsys) -> dict:
-    """full@acme with two-factor on, set by an administrator with the CLI."""
-    return await cli_json(demo_dsn, tmp_path, capsys, "webuser", "totp", "full@acme", "--enable")
+from tests.support.totp import Browser, cli_json, code, password_step
 
 
 async def test_the_cli_prints_the_secret_uri_and_recovery_codes(enabled, demo_db) -> None:
@@ -101,20 +53,14 @@ async def test_login_asks_for_the_code_and_sets_no_session_until_then(
     assert await demo_db.fetchval("SELECT count(*) FROM pending_logins") == 0
 
 
-async def _password_step(browser: Browser) -> None:
-    status, body = await browser.post("/api/v1/login", {"username": "full@acme",
-                                                        "password": DEMO_PASSWORD})
-    assert body == {"totp_required": True}, (status, body)
-
-
 async def test_a_code_is_accepted_once(enabled, demo_client) -> None:
     first, second = Browser(demo_client), Browser(demo_client)
     try:
         used = code(enabled["secret"])
-        await _password_step(first)
+        await password_step(first)
         assert (await first.post("/api/v1/login/totp", {"code": used}))[0] == 200
         # the same code (the same 30-second step) again, from another browser: refused
-        await _password_step(second)
+        await password_step(second)
         status, body = await second.post("/api/v1/login/totp", {"code": used})
         assert status == 401 and body["error"]["code"] == "invalid_code"
         # the next step's code is still good
@@ -129,12 +75,12 @@ async def test_a_recovery_code_works_once(enabled, demo_client, demo_db) -> None
     recovery = enabled["recovery_codes"][3]
     first, second = Browser(demo_client), Browser(demo_client)
     try:
-        await _password_step(first)
+        await password_step(first)
         # typed in upper case and without its dash: still the same code
         status, body = await first.post("/api/v1/login/totp",
                                         {"code": recovery.upper().replace("-", " ")})
         assert status == 200, body
-        await _password_step(second)
+        await password_step(second)
         assert (await second.post("/api/v1/login/totp", {"code": recovery}))[0] == 401
     finally:
         await first.close()
@@ -150,7 +96,7 @@ async def test_the_pending_login_is_bound_to_its_browser_and_expires(
         enabled, demo_client, demo_db) -> None:
     mine, other = Browser(demo_client), Browser(demo_client)
     try:
-        await _password_step(mine)
+        await password_step(mine)
         wrong = await mine.post("/api/v1/login/totp", {"code": "123456"})
         # another browser with the right code, but not the pending login's cookie
         elsewhere = await other.post("/api/v1/login/totp", {"code": code(enabled["secret"])})
@@ -165,7 +111,7 @@ async def test_the_pending_login_is_bound_to_its_browser_and_expires(
 
 async def test_a_user_deactivated_between_the_steps_is_not_let_in(enabled, browser,
                                                                    demo_db) -> None:
-    await _password_step(browser)
+    await password_step(browser)
     await demo_db.execute("UPDATE customer_web_users SET active = false WHERE username = 'full@acme'")
     status, body = await browser.post("/api/v1/login/totp", {"code": code(enabled["secret"])})
     assert status == 401 and body["error"]["code"] == "invalid_code"
@@ -174,7 +120,7 @@ async def test_a_user_deactivated_between_the_steps_is_not_let_in(enabled, brows
 
 
 async def test_wrong_codes_are_throttled_like_passwords(enabled, browser, demo_db) -> None:
-    await _password_step(browser)  # one attempt, counted until the code is right
+    await password_step(browser)  # one attempt, counted until the code is right
     statuses = [(await browser.post("/api/v1/login/totp", {"code": "000000"}))[0]
                 for _ in range(10)]
     assert statuses == [401] * 9 + [429]
@@ -190,7 +136,7 @@ async def test_disabling_with_the_cli_ends_the_users_sessions(
         enabled, demo_client, demo_dsn, tmp_path, capsys) -> None:
     b = Browser(demo_client)
     try:
-        await _password_step(b)
+        await password_step(b)
         assert (await b.post("/api/v1/login/totp", {"code": code(enabled["secret"])}))[0] == 200
         off = await cli_json(demo_dsn, tmp_path, capsys, "webuser", "totp", "full@acme",
                              "--disable")

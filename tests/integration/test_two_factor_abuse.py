@@ -15,9 +15,9 @@ from daemon.access.acting import acting_as
 from daemon.access.principals import find_user
 from daemon.app import build_app
 from daemon.cli import main
-from tests.integration.test_two_factor import Browser, _password_step, cli_json, code
 from tests.support.config import write_test_config
 from tests.support.raw import http, raw_request
+from tests.support.totp import Browser, cli_json, code, password_step
 from web.routes import ROUTES, setup_web
 
 # Each is six characters that str.isdigit() accepts but that are not ASCII digits (Arabic-Indic,
@@ -26,23 +26,12 @@ NOT_ASCII_DIGITS = ["\u0661\u0662\u0663\u0664\u0665\u0666", "\u00b2\u00b3\u00b9\
                     "\uff11\uff12\uff13\uff14\uff15\uff16"]
 
 
-@pytest.fixture
-async def browser(demo_client):
-    b = Browser(demo_client)
-    yield b
-    await b.close()
-
-
-@pytest.fixture
-async def enabled(demo_dsn, tmp_path, capsys) -> dict:
-    """full@acme with two-factor on, set by an administrator with the CLI."""
-    return await cli_json(demo_dsn, tmp_path, capsys, "webuser", "totp", "full@acme", "--enable")
 
 
 @pytest.mark.parametrize("typed", NOT_ASCII_DIGITS)
 async def test_a_code_of_digits_from_another_script_is_a_wrong_code(
         enabled, browser, users, typed: str) -> None:
-    await _password_step(browser)
+    await password_step(browser)
     status, body = await browser.post("/api/v1/login/totp", {"code": typed})
     assert status == 401 and body["error"]["code"] == "invalid_code"
     # the user's own set-up takes the same check
@@ -55,7 +44,7 @@ async def test_a_code_of_digits_from_another_script_is_a_wrong_code(
 async def test_a_password_reset_ends_the_pending_logins_begun_before_it(
         enabled, browser, demo_dsn, tmp_path, monkeypatch) -> None:
     # someone who knows the old password has done the first step; an administrator resets it
-    await _password_step(browser)
+    await password_step(browser)
     cfg = write_test_config(tmp_path, demo_dsn, smtp_port=8025)
     monkeypatch.setattr(sys, "stdin", io.StringIO("a-brand-new-password\n"))
     status = await asyncio.to_thread(main, ["admin", "webuser", "set-password", "full@acme",
@@ -71,10 +60,10 @@ async def test_a_password_change_ends_the_other_pending_logins(enabled, demo_cli
                                                                demo_db) -> None:
     owner, intruder = Browser(demo_client), Browser(demo_client)
     try:
-        await _password_step(owner)
+        await password_step(owner)
         status, me = await owner.post("/api/v1/login/totp", {"code": code(enabled["secret"])})
         assert status == 200, me
-        await _password_step(intruder)
+        await password_step(intruder)
         status, body = await owner.post("/api/v1/me/password",
                                         {"current": "demo", "new": "another-long-password"},
                                         headers={"X-CSRF-Token": me["csrf_token"]})
@@ -104,7 +93,7 @@ async def test_one_code_sent_twenty_times_at_once_logs_in_once(
     browsers = [Browser(roomy_client) for _ in range(20)]
     try:
         for b in browsers:
-            await _password_step(b)
+            await password_step(b)
         answers = await asyncio.gather(*(b.post("/api/v1/login/totp", {"code": typed})
                                          for b in browsers))
     finally:
@@ -164,7 +153,7 @@ async def _waiting_on_locks(db: asyncpg.Connection, count: int) -> None:
 
 async def test_two_codes_sent_together_for_one_pending_login_spend_one(
         enabled, browser, demo_dsn, demo_db) -> None:
-    await _password_step(browser)
+    await password_step(browser)
     # hold the pending login, so that both requests are under way before either may finish
     holder = await asyncpg.connect(demo_dsn)
     try:
@@ -187,7 +176,7 @@ async def test_two_codes_sent_together_for_one_pending_login_spend_one(
 async def test_codes_and_recovery_codes_reach_no_log_and_no_audit_row(
         enabled, browser, demo_db, caplog) -> None:
     caplog.set_level("DEBUG")
-    await _password_step(browser)
+    await password_step(browser)
     wrong = enabled["recovery_codes"][0][::-1]
     assert (await browser.post("/api/v1/login/totp", {"code": wrong}))[0] == 401
     status, me = await browser.post("/api/v1/login/totp", {"code": enabled["recovery_codes"][1]})
@@ -214,7 +203,7 @@ ODD_FORMS = [b"", b"code=%FF%FE", b"code=%00", b"code=%ED%A0%80", b"code=" + b"1
 
 
 async def test_odd_codes_in_the_second_step_get_a_4xx(enabled, browser, demo_client) -> None:
-    await _password_step(browser)
+    await password_step(browser)
     async with browser.session.get("/login/totp") as page:
         assert page.status == 200
     cookies = "; ".join(f"{c.key}={c.value}" for c in browser.session.cookie_jar)
@@ -234,7 +223,7 @@ async def test_odd_codes_in_the_second_step_get_a_4xx(enabled, browser, demo_cli
 
 async def test_no_route_takes_the_password_step_alone_for_a_login(enabled, browser,
                                                                   demo_client) -> None:
-    await _password_step(browser)
+    await password_step(browser)
     pending = next(c.value for c in browser.session.cookie_jar if c.key == "portald_pending")
     # the pending login's cookie as it is, and its token where a session's would be
     for cookie in (f"portald_pending={pending}", f"portald_session={pending}"):
@@ -256,7 +245,7 @@ async def test_a_deactivation_ends_the_pending_login_for_good(enabled, browser, 
                                                                tmp_path, capsys) -> None:
     # deactivated between the steps and active again before the code comes: the pending login
     # begun before is gone, as the sessions are
-    await _password_step(browser)
+    await password_step(browser)
     for verb in ("deactivate", "activate"):
         await cli_json(demo_dsn, tmp_path, capsys, "webuser", verb, "full@acme")
     status, body = await browser.post("/api/v1/login/totp", {"code": code(enabled["secret"])})

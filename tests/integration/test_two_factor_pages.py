@@ -14,8 +14,8 @@ from multidict import MultiDict
 
 from daemon.cli import main
 from daemon.dev.demo_data import DEMO_PASSWORD
-from tests.integration.test_two_factor import cli_json, code
 from tests.support.config import write_test_config
+from tests.support.totp import cli_json, code
 
 
 def page_token(html: str, name: str = "csrf_token") -> str:

@@ -13,9 +13,9 @@ import asyncpg
 from daemon.db.embedded import free_port
 from daemon.dev.demo_data import DEMO_PASSWORD
 from tests.integration.test_run import run_config
-from tests.integration.test_two_factor import cli_json, code
 from tests.integration.test_workers import Notifications
 from tests.support.daemon import start_daemon
+from tests.support.totp import cli_json, code
 from tests.support.workers import Log, children, holders
 
 
