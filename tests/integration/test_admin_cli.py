@@ -6,7 +6,6 @@ Every refusal must exit 1 with one line on stderr and leave the database exactly
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 
 from daemon.cli import main
 from daemon.passwords import verify_password
+from tests.support.cli import Cli
 from tests.support.config import write_test_config
 from tests.support.db import fingerprint_now, rows_now, val_now
 
@@ -28,26 +28,6 @@ def cfg_path(dsn: str, tmp_path: Path) -> Path:
     cfg = write_test_config(tmp_path, dsn, smtp_port=8025)
     assert cfg.path is not None
     return cfg.path
-
-
-class Cli:
-    """Runs `portald admin …` for one test's database and captures the outcome."""
-
-    def __init__(self, cfg_path: Path, capsys: pytest.CaptureFixture[str],
-                 monkeypatch: pytest.MonkeyPatch) -> None:
-        self.cfg_path, self.capsys, self.monkeypatch = cfg_path, capsys, monkeypatch
-
-    def __call__(self, *argv: str, stdin: str | None = None) -> tuple[int, str, str]:
-        if stdin is not None:
-            self.monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = main(["admin", *argv, "--config", str(self.cfg_path)])
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-    def json(self, *argv: str, stdin: str | None = None) -> Any:
-        code, out, err = self(*argv, "--json", stdin=stdin)
-        assert code == 0, err
-        return json.loads(out)
 
 
 @pytest.fixture

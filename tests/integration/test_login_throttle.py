@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 
 import pytest
 
-import daemon.passwords
 from daemon.app import build_app
 from daemon.dev.demo_data import DEMO_PASSWORD
 from daemon.passwords import PasswordGate
 from tests.support.api import Api
 from tests.support.config import with_settings
+from tests.support.hashing import BlockedHashing
 from web.login import HASHING
 from web.routes import setup_web
 
@@ -46,30 +45,6 @@ async def test_thirty_concurrent_wrong_passwords_hash_at_most_the_limit(demo_cli
     assert statuses.count(401) == LIMIT and hashed == LIMIT
     assert await demo_db.fetchval("SELECT count(*) FROM login_failures WHERE username = 'tech'") == LIMIT
     assert await demo_db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'login_failed'") == LIMIT
-
-
-class BlockedHashing:
-    """Password checks that wait for `release`: logins stay "hashing" as long as a test
-    needs, so what they hold meanwhile shows."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.release = threading.Event()
-        self.entered = 0
-        self._lock = threading.Lock()
-        real = daemon.passwords.verify_password
-
-        def verify(password_hash: str | None, password: str) -> bool:
-            with self._lock:
-                self.entered += 1
-            self.release.wait(30)
-            return real(password_hash, password)
-
-        monkeypatch.setattr(daemon.passwords, "verify_password", verify)
-
-    async def wait_entered(self, count: int) -> None:
-        async with asyncio.timeout(20):
-            while self.entered < count:
-                await asyncio.sleep(0.01)
 
 
 @pytest.fixture

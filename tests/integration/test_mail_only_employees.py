@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from daemon.cli import main
-from tests.integration.test_admin_cli import Cli
 from tests.support.api import Api, login_as
+from tests.support.cli import Cli
 from tests.support.config import write_test_config
 from tests.support.mail import fan_out_all, forget_mail, new_ticket, running_worker
 from tests.support.seed import SEED_PASSWORD

@@ -10,9 +10,9 @@ import pytest
 
 from daemon.app import build_app
 from daemon.appkeys import PRIVILEGES
-from tests.integration.test_login_throttle import BlockedHashing
 from tests.support.api import Api
 from tests.support.config import with_settings
+from tests.support.hashing import BlockedHashing
 from web.routes import setup_web
 
 

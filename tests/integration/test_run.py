@@ -13,15 +13,8 @@ import asyncpg
 import pytest
 
 from daemon.db.embedded import free_port
-from tests.support.config import write_config
+from tests.support.config import run_config
 from tests.support.daemon import start_daemon, wait_healthy
-
-
-def run_config(path: Path, *, dsn: str, http_port: int, smtp_port: int, state: Path) -> Path:
-    """No more than `portald run` needs: the database, where to listen, the SMTP port, state."""
-    return write_config(path, {"database": {"dsn": dsn},
-                               "http": {"port": http_port, "public_url": f"http://127.0.0.1:{http_port}"},
-                               "smtp": {"port": smtp_port}, "state": {"dir": str(state)}})
 
 
 async def test_run_serves_and_stops_cleanly_on_sigterm(dsn: str, smtp_sink, tmp_path: Path) -> None:

@@ -12,11 +12,10 @@ import asyncpg
 
 from daemon.db.embedded import free_port
 from daemon.dev.demo_data import DEMO_PASSWORD
-from tests.integration.test_run import run_config
-from tests.integration.test_workers import Notifications
+from tests.support.config import run_config
 from tests.support.daemon import start_daemon
 from tests.support.totp import cli_json, code
-from tests.support.workers import Log, children, holders
+from tests.support.workers import Log, Notifications, children, holders
 
 
 class KeptConnection:

@@ -19,12 +19,12 @@ import asyncpg
 
 from daemon.db.embedded import EmbeddedPostgres, free_port
 from daemon.supervisor import WORKER_PING_S, WORKER_STALE_S
-from tests.integration.test_run import run_config
-from tests.support.config import write_config
+from tests.support.config import run_config, write_config
 from tests.support.daemon import start_daemon, wait_healthy
 from tests.support.mail import forget_mail, new_ticket, outbox_counts, wait_until
 from tests.support.workers import (
     Log,
+    Notifications,
     alive,
     children,
     eventually,
@@ -32,46 +32,6 @@ from tests.support.workers import (
     listening,
     private_dir,
 )
-
-
-class Notifications:
-    """The datagram socket a service manager reads; the supervisor's messages, in order."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.setblocking(False)
-        self.path = path
-        self.messages: list[str] = []
-
-    async def wait_for(self, line: str, timeout: float = 60) -> None:
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(timeout):
-            while not any(line in m.splitlines() for m in self.messages):
-                self.messages.append((await loop.sock_recv(self.sock, 4096)).decode())
-
-    async def comes_within(self, line: str, seconds: float) -> bool:
-        """Whether `line` arrives (anew) within `seconds`."""
-        self.drain()
-        seen = self.count(line)
-        try:
-            async with asyncio.timeout(seconds):
-                while self.count(line) == seen:
-                    self.messages.append((await asyncio.get_running_loop().sock_recv(
-                        self.sock, 4096)).decode())
-        except TimeoutError:
-            return False
-        return True
-
-    def drain(self) -> list[str]:
-        while True:
-            try:
-                self.messages.append(self.sock.recv(4096).decode())
-            except BlockingIOError:
-                return self.messages
-
-    def count(self, line: str) -> int:
-        return sum(line in m.splitlines() for m in self.messages)
 
 
 async def status_of_each(port: int, times: int) -> list[int]:

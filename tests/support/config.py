@@ -58,3 +58,10 @@ def with_settings(config: Config, **sections: dict[str, Any]) -> Config:
     """A copy of `config` with some keys of some sections replaced."""
     return config.model_copy(update={
         name: getattr(config, name).model_copy(update=values) for name, values in sections.items()})
+
+
+def run_config(path: Path, *, dsn: str, http_port: int, smtp_port: int, state: Path) -> Path:
+    """No more than `portald run` needs: the database, where to listen, the SMTP port, state."""
+    return write_config(path, {"database": {"dsn": dsn},
+                               "http": {"port": http_port, "public_url": f"http://127.0.0.1:{http_port}"},
+                               "smtp": {"port": smtp_port}, "state": {"dir": str(state)}})

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,3 +127,43 @@ async def eventually(check: Callable[[], bool], timeout: float = 30, interval: f
             return False
         await asyncio.sleep(interval)
     return True
+
+
+class Notifications:
+    """The datagram socket a service manager reads; the supervisor's messages, in order."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.path = path
+        self.messages: list[str] = []
+
+    async def wait_for(self, line: str, timeout: float = 60) -> None:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout):
+            while not any(line in m.splitlines() for m in self.messages):
+                self.messages.append((await loop.sock_recv(self.sock, 4096)).decode())
+
+    async def comes_within(self, line: str, seconds: float) -> bool:
+        """Whether `line` arrives (anew) within `seconds`."""
+        self.drain()
+        seen = self.count(line)
+        try:
+            async with asyncio.timeout(seconds):
+                while self.count(line) == seen:
+                    self.messages.append((await asyncio.get_running_loop().sock_recv(
+                        self.sock, 4096)).decode())
+        except TimeoutError:
+            return False
+        return True
+
+    def drain(self) -> list[str]:
+        while True:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except BlockingIOError:
+                return self.messages
+
+    def count(self, line: str) -> int:
+        return sum(line in m.splitlines() for m in self.messages)
