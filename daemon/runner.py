@@ -160,7 +160,6 @@ async def _serve_app(app: web.Application, cfg: Config, notifier: SystemdNotifie
         notifier.stopping()
     finally:
         await _cleanup(loop, runner)
-    log.info("stopped")
     return exit_code
 
 
@@ -171,6 +170,9 @@ async def _cleanup(loop: asyncio.AbstractEventLoop, runner: web.AppRunner) -> No
         loop.add_signal_handler(sig, _already_stopping, sig)
     try:
         await runner.cleanup()
+        # said while a late SIGTERM is still ignored: once the handlers are gone, one would end
+        # the process before the line is written (a worker whose supervisor died gets two)
+        log.info("stopped")
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
