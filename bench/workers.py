@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.support import wrk  # noqa: E402
 from daemon.db.embedded import EmbeddedPostgres, free_port  # noqa: E402
 
 CONNECTIONS = 32
@@ -34,17 +35,6 @@ ROUNDS = 3
 PATH = "/tickets"
 USER, PASSWORD = "full@acme", "demo"
 START_TIMEOUT_S = 60
-
-LUA = """
-wrk.headers["Cookie"] = "{cookie}"
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('{{"requests": %d, "duration_us": %d, "errors": %d, "bad_status": %d, '
-    .. '"p50_ms": %.3f, "p99_ms": %.3f}}\\n', summary.requests, summary.duration,
-    e.connect + e.read + e.write + e.timeout, e.status,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
-"""
 
 
 def portald(config: Path, *args: str, **kwargs: object) -> subprocess.Popen:
@@ -91,42 +81,32 @@ def login(port: int) -> str:
         return "; ".join(c.split(";", 1)[0] for c in resp.headers.get_all("Set-Cookie"))
 
 
-def run_wrk(wrk: str, port: int, script: Path, seconds: int) -> dict[str, float]:
-    done = subprocess.run([wrk, "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(script),
-                           f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True,
-                          check=False)
-    if done.returncode:
-        raise SystemExit(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
-    if figures["errors"] or figures["bad_status"]:
-        raise SystemExit(f"port {port}: {figures['errors']} errors, {figures['bad_status']} "
-                         f"answers not 2xx")
+def run_wrk(wrk_binary: str, port: int, lua: Path, seconds: float) -> wrk.Figures:
+    figures = wrk.run(wrk_binary, f"http://127.0.0.1:{port}{PATH}", lua, connections=CONNECTIONS,
+                      seconds=seconds, threads=2)
+    if figures.errors:
+        raise SystemExit(f"port {port}: {figures.errors} errors or answers not 2xx")
     return figures
 
 
-def measure(wrk: str, root: Path, ports: dict[int, int]) -> dict[int, dict[str, list[float]]]:
-    scripts = {}
+def measure(wrk_binary: str, root: Path, ports: dict[int, int]) -> dict[int, wrk.Figures]:
+    scripts = {workers: wrk.script(root, f"w{workers}", login(port))
+               for workers, port in ports.items()}
     for workers, port in ports.items():
-        scripts[workers] = root / f"w{workers}.lua"
-        scripts[workers].write_text(LUA.format(cookie=login(port)))
-        run_wrk(wrk, port, scripts[workers], WARMUP_S)
-    totals: dict[int, dict[str, list[float]]] = {w: {"requests": [], "s": [], "p50": [], "p99": []}
-                                                 for w in ports}
+        run_wrk(wrk_binary, port, scripts[workers], WARMUP_S)
+    totals: dict[int, wrk.Figures] = {}
     for _ in range(ROUNDS):
         for workers, port in ports.items():
-            got = run_wrk(wrk, port, scripts[workers], max(1, DURATION_S // ROUNDS))
-            t = totals[workers]
-            t["requests"].append(got["requests"])
-            t["s"].append(got["duration_us"] / 1e6)
-            t["p50"].append(got["p50_ms"])
-            t["p99"].append(got["p99_ms"])
+            got = run_wrk(wrk_binary, port, scripts[workers], max(1, DURATION_S // ROUNDS))
+            if workers in totals:
+                totals[workers].add(got)
+            else:
+                totals[workers] = got
     return totals
 
 
 def main() -> None:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("this benchmark needs wrk: apt-get install wrk")
+    wrk_binary = wrk.find_wrk()
     root = Path(tempfile.mkdtemp(prefix="portald-bench-workers-"))
     server = EmbeddedPostgres(root / "pg", fast_unsafe=True)
     daemons: list[subprocess.Popen] = []
@@ -140,7 +120,7 @@ def main() -> None:
             daemons.append(portald(config, "run", "--workers", str(workers)))
         for port, proc in zip(ports.values(), daemons, strict=True):
             wait_healthy(port, proc)
-        totals = measure(wrk, root, ports)
+        totals = measure(wrk_binary, root, ports)
     finally:
         for proc in daemons:
             proc.send_signal(signal.SIGTERM)
@@ -153,9 +133,9 @@ def main() -> None:
           f"{os.cpu_count()} CPUs")
     rates = {}
     for workers, t in totals.items():
-        rates[workers] = sum(t["requests"]) / sum(t["s"])
-        print(f"--workers {workers}: {rates[workers]:7.0f} req/s  p50 {sorted(t['p50'])[1]:6.2f} ms  "
-              f"p99 {sorted(t['p99'])[1]:6.2f} ms")
+        rates[workers] = t.rps
+        print(f"--workers {workers}: {rates[workers]:7.0f} req/s  p50 {t.p50:6.2f} ms  "
+              f"p99 {t.p99:6.2f} ms")
     print(f"workers: 2 workers serve {rates[2] / rates[1]:.2f}x the list page of 1 "
           f"({rates[2]:.0f} vs {rates[1]:.0f} req/s, {os.cpu_count()} CPUs)")
 

@@ -72,12 +72,13 @@ def script(directory: Path, name: str, cookie: str | None) -> Path:
     return path
 
 
-def run(wrk: str, url: str, lua: Path, *, connections: int, seconds: float) -> Figures:
-    """wrk with one thread (one core's worth of load generator at most) for `seconds` (whole
-    seconds: wrk takes no fraction)."""
+def run(wrk: str, url: str, lua: Path, *, connections: int, seconds: float,
+        threads: int = 1) -> Figures:
+    """wrk with `threads` threads (by default one: one core's worth of load generator at most)
+    for `seconds` (whole seconds: wrk takes no fraction)."""
     seconds = max(1, round(seconds))
     done = subprocess.run(
-        [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(lua), url],
+        [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(lua), url],
         capture_output=True, text=True, timeout=seconds + 30)
     if done.returncode != 0:
         raise SystemExit(f"wrk failed on {url}: {done.stderr.strip()}")
