@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.support.cpu import CLK_TCK, cpu_s, postgres_cpu_s  # noqa: E402
+from bench.support.wrk import script as wrk_script  # noqa: E402
 from daemon.config import load_config  # noqa: E402
 from daemon.db import migrations  # noqa: E402
 from daemon.db.embedded import EmbeddedPostgres, free_port  # noqa: E402
@@ -362,17 +363,6 @@ def describe_cpu(used: dict[str, float], per: int, unit: str) -> str:
 
 # -- (a) the portal -------------------------------------------------------------------------------
 
-LUA = """
-wrk.headers["Cookie"] = "{cookie}"
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('{{"requests": %d, "duration_us": %d, "errors": %d, "bad_status": %d, '
-    .. '"p50_ms": %.2f, "p99_ms": %.2f}}\\n', summary.requests, summary.duration,
-    e.connect + e.read + e.write + e.timeout, e.status,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
-"""
-
 
 def http_get(port: int, path: str, cookie: str = "") -> tuple[int, bytes]:
     import http.client
@@ -439,8 +429,7 @@ def portal_part(wrk: str, haproxy: str, root: Path, daemons: list[Daemon], meter
                 status, _ = http_get(lb_port, path, cookie)
                 if status != 200:
                     raise RuntimeError(f"{path} as full@acme answers {status}, not 200")
-                script = root / "cookie.lua"
-                script.write_text(LUA.format(cookie=cookie))
+                script = wrk_script(root, "cookie", cookie)
                 results[(key, n)] = measure_portal(wrk, script, lb_port, path, meter)
                 if results[(key, n)][0]["errors"] or results[(key, n)][0]["bad_status"]:
                     raise RuntimeError(f"errors under load: {results[(key, n)][0]}")
