@@ -85,6 +85,24 @@ async def test_portald_web_sees_no_row_without_a_principal(demo_db) -> None:
         assert await demo_db.execute("DELETE FROM ticket_recipients") == "DELETE 0"
 
 
+async def test_attribute_settings_count_only_under_the_current_principal_check(demo_db) -> None:
+    """Every policy that reads an attribute setting bare (portald_setting) also checks that the
+    settings are the current principal's; cleared by hand, they serve no one."""
+    bare = await demo_db.fetch(
+        "SELECT tablename, policyname FROM pg_policies WHERE roles = '{portald_web}'"
+        " AND concat(qual, ' ', with_check) LIKE '%portald_setting(%'"
+        " AND (qual IS NOT NULL AND qual NOT LIKE '%portald_attributes_current()%'"
+        "      OR with_check IS NOT NULL AND with_check NOT LIKE '%portald_attributes_current()%')")
+    assert not bare, bare
+    full = await find_user(demo_db, "full@acme")
+    for cleared in (("portald.principal",), ("portald.principal", "portald.attributes_of")):
+        async with acting_as(demo_db, full):
+            assert await demo_db.fetchval("SELECT count(*) FROM tickets")
+            for name in cleared:
+                await demo_db.execute("SELECT set_config($1, '', true)", name)
+            assert set((await _counts(demo_db)).values()) == {0}, cleared
+
+
 async def _refused(conn: asyncpg.Connection, sql: str, *args: Any) -> None:
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
         async with conn.transaction():  # a savepoint: the refusal undoes only itself
