@@ -3,6 +3,7 @@ the pages, the mails, the JSON API and the CLI, so that a value reads the same e
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -58,17 +59,23 @@ def when(value: datetime | date | str | None, *, seconds: bool = False, zone: bo
     together), followed by "UTC" with `zone` (where nothing else on the page says it). A date
     is written as itself; an ISO text (times in JSON results) is read first, and left as it is
     when it is not a time."""
+    if isinstance(value, datetime):
+        return _time_text(value, seconds, zone)
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            return _time_text(datetime.fromisoformat(value), seconds, zone)
         except ValueError:
             return value
     if value is None:
         return ""
-    if not isinstance(value, datetime):
-        return value.isoformat()
-    # isoformat is the fastest way to this shape; times from the database are in UTC already
-    # (a list page writes fifty), so only others are converted
+    return value.isoformat()
+
+
+@functools.lru_cache(maxsize=8192)
+def _time_text(value: datetime, seconds: bool, zone: bool) -> str:
+    # Kept: a list page writes fifty times, the same ones on every view of it, and writing one
+    # (isoformat and a slice) cost more than the rest of its row. Times from the database are
+    # in UTC already, so only others are converted.
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     text = value.isoformat(" ", "seconds" if seconds else "minutes")

@@ -8,6 +8,7 @@ import aiohttp_jinja2
 import asyncpg
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from daemon.access.scope import Principal
 from daemon.appkeys import CAUGHT_MAIL
@@ -53,6 +54,35 @@ def render(request: web.Request, template: str, context: dict[str, Any], *,
     return response
 
 
+# The main tabs of base.html after "Tickets": account data (web/views/pages/account.py), each
+# shown only where the route table lets the user in (customers by privilege, employees by the
+# rights of their group), then administration for employees with the `admin` right.
+ACCOUNT_TABS = (("/assets", "Assets", "assets"), ("/contracts", "Contracts", "contracts"),
+                ("/documents", "Documents", "documents"), ("/kb", "Knowledge base", "kb"),
+                ("/quotes", "Quotes", "quotes"))
+
+
+def _tab(href: str, label: str, current: bool) -> str:
+    # href and label are this module's constants: nothing to escape
+    return (f'<a href="{href}" aria-current="page">{label}</a>' if current
+            else f'<a href="{href}">{label}</a>')
+
+
+def main_tabs(request: web.Request, p: Principal) -> Markup:
+    """The links of the main navigation for `p`, the current page's marked. Written here and
+    not in base.html's loop: every page shows them, and in Jinja they were a sixth of a list
+    page's rendering."""
+    path = request.path
+    access = request.app[ACCESS_BY_NAME]
+    tabs = [_tab("/", "Tickets", path == "/")]
+    for href, label, route in ACCOUNT_TABS:
+        if access[route].refusal(p) is None:
+            tabs.append(_tab(href, label, path == href or path.startswith(href + "/")))
+    if p.can("admin"):
+        tabs.append(_tab("/admin", "Admin", path == "/admin" or path.startswith("/admin/")))
+    return Markup("\n      ".join(tabs))
+
+
 async def template_context(request: web.Request) -> dict[str, Any]:
     """Handed to every template: the user (None on public pages), the CSRF token for forms,
     `can(identifier, level)`, and `may(route name)`: whether the access middleware would let
@@ -65,5 +95,8 @@ async def template_context(request: web.Request) -> dict[str, Any]:
     def may(route_name: str) -> bool:
         return p is not None and request.app[ACCESS_BY_NAME][route_name].refusal(p) is None
 
+    def tabs() -> Markup:
+        return main_tabs(request, p) if p is not None else Markup("")
+
     return {"user": p, "csrf_token": csrf_token(request), "can": can, "may": may,
-            "demo_mail": CAUGHT_MAIL in request.app}
+            "main_tabs": tabs, "demo_mail": CAUGHT_MAIL in request.app}

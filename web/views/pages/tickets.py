@@ -7,6 +7,7 @@ Reads go through daemon/queries (scoped there). What a page shows is decided in 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -144,12 +145,18 @@ class ListParams:
 
     def url(self, **changes: Any) -> str:
         """This list's URL with some parameters changed (None drops one)."""
-        values: dict[str, Any] = {"status": self.status, "q": self.q,
-                                  "account": self.account_id or "", "mine": "1" if self.mine else "0",
-                                  "cursor": self.cursor or ""}
-        values.update(changes)
-        kept = {k: v for k, v in values.items() if v not in (None, "")}
-        return "/tickets" + ("?" + urlencode(kept) if kept else "")
+        return _list_url(self, tuple(changes.items()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _list_url(params: ListParams, changes: tuple[tuple[str, Any], ...]) -> str:
+    # a list page writes three or four of these, the same ones on every view of it
+    values: dict[str, Any] = {"status": params.status, "q": params.q,
+                              "account": params.account_id or "",
+                              "mine": "1" if params.mine else "0", "cursor": params.cursor or ""}
+    values.update(changes)
+    kept = {k: v for k, v in values.items() if v not in (None, "")}
+    return "/tickets" + ("?" + urlencode(kept) if kept else "")
 
 
 async def ticket_list(request: web.Request) -> web.Response:
