@@ -3,7 +3,6 @@ the pages, the mails, the JSON API and the CLI, so that a value reads the same e
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -60,6 +59,8 @@ def when(value: datetime | date | str | None, *, seconds: bool = False, zone: bo
     is written as itself; an ISO text (times in JSON results) is read first, and left as it is
     when it is not a time."""
     if isinstance(value, datetime):
+        if not seconds and not zone:
+            return _to_the_minute(value)
         return _time_text(value, seconds, zone)
     if isinstance(value, str):
         try:
@@ -71,11 +72,25 @@ def when(value: datetime | date | str | None, *, seconds: bool = False, zone: bo
     return value.isoformat()
 
 
-@functools.lru_cache(maxsize=8192)
+# The texts of the times written to the minute, by instant (the timestamp: cheaper to get
+# than a datetime's hash). A list page writes fifty, the same ones on every view of it, and
+# writing one cost more than the rest of its row.
+_MINUTE_TEXTS: dict[float, str] = {}
+_MINUTE_TEXTS_KEPT = 8192
+
+
+def _to_the_minute(value: datetime) -> str:
+    key = value.timestamp()
+    text = _MINUTE_TEXTS.get(key)
+    if text is None:
+        if len(_MINUTE_TEXTS) >= _MINUTE_TEXTS_KEPT:
+            _MINUTE_TEXTS.clear()
+        text = _MINUTE_TEXTS[key] = _time_text(value, False, False)
+    return text
+
+
 def _time_text(value: datetime, seconds: bool, zone: bool) -> str:
-    # Kept: a list page writes fifty times, the same ones on every view of it, and writing one
-    # (isoformat and a slice) cost more than the rest of its row. Times from the database are
-    # in UTC already, so only others are converted.
+    # times from the database are in UTC already: only others are converted
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     text = value.isoformat(" ", "seconds" if seconds else "minutes")

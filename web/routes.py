@@ -31,7 +31,7 @@ from web.middleware.csrf import csrf_middleware
 from web.middleware.errors import error_middleware
 from web.middleware.headers import setup_headers
 from web.middleware.metrics import metrics_middleware
-from web.pages import TEMPLATE_GLOBALS, item_first_lookups, template_context
+from web.pages import TEMPLATE_FILTERS, item_first_lookups, template_context
 from web.views.admin import audit as admin_audit
 from web.views.admin import caught_mail
 from web.views.admin import employees as admin_employees
@@ -378,5 +378,6 @@ def setup_web(app: web.Application) -> None:
     env.filters["filename"] = safe_filename
     env.globals["form_fields"] = FormFields
     item_first_lookups(env)
-    env.globals.update(TEMPLATE_GLOBALS, status_labels=ticket_pages.STATUS_LABELS,
+    env.filters.update(TEMPLATE_FILTERS)
+    env.globals.update(status_labels=ticket_pages.STATUS_LABELS,
                        priority_labels=ticket_pages.PRIORITY_LABELS)
