@@ -11,6 +11,7 @@ fault takes the focus.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Container, Mapping
 from typing import Any
 
@@ -23,31 +24,34 @@ class FormFields:
 
     def __init__(self, f: Mapping[str, Any], csrf_token: Any) -> None:
         self.f, self.csrf_token = f, csrf_token
+        # the one form with an error, if any: every other form's fields are plain
+        self.failed = f["form"] if f["error"] else None
 
     def has_error(self, form: str, name: str) -> Markup:
-        f = self.f
-        return Markup("1" if f["form"] == form and f["error"] and f["field"] == name else "")
+        return Markup("1" if self.failed == form and self.f["field"] == name else "")
 
     def attrs(self, form: str, name: str) -> Markup:
         """The attributes of an input: id, name, and the error wiring for screen readers."""
-        field = f"{escape(form)}-{escape(name)}"
-        text = f'id="{field}" name="{escape(name)}"'
+        if self.failed != form:
+            return _plain_attrs(form, name)
+        text = _plain_attrs(form, name)
         if self.has_error(form, name):
-            text += f' aria-invalid="true" aria-describedby="{field}-error" autofocus'
-        return Markup(text)
+            text += Markup(f' aria-invalid="true" aria-describedby="{escape(form)}-'
+                           f'{escape(name)}-error" autofocus')
+        return text
 
     def error(self, form: str, name: str) -> Markup:
         if not self.has_error(form, name):
-            return Markup("")
+            return _NOTHING
         return Markup(f'<span class="field-error" id="{escape(form)}-{escape(name)}-error">'
                       f'{escape(self.f["message"])}</span>')
 
     def form_error(self, form: str, fields: Container[str]) -> Markup:
         """An error of this form that names no field of it: shown at the top of the form."""
         f = self.f
-        if f["form"] == form and f["error"] and f["field"] not in fields:
+        if self.failed == form and f["field"] not in fields:
             return Markup(f'<p class="alert" role="alert">{escape(f["summary"])}</p>')
-        return Markup("")
+        return _NOTHING
 
     def value(self, form: str, name: str, default: Any = "") -> Markup:
         f = self.f
@@ -55,3 +59,12 @@ class FormFields:
 
     def csrf(self) -> Markup:
         return Markup(f'<input type="hidden" name="csrf_token" value="{escape(self.csrf_token)}">')
+
+
+_NOTHING = Markup("")
+
+
+@functools.lru_cache(maxsize=512)
+def _plain_attrs(form: str, name: str) -> Markup:
+    # the templates name a few dozen fields, the same on every page
+    return Markup(f'id="{escape(form)}-{escape(name)}" name="{escape(name)}"')

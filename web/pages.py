@@ -45,7 +45,14 @@ def item_first_lookups(env: jinja2.Environment) -> None:
 
     def getattr_(obj: Any, attribute: str) -> Any:
         attributes = _ROW_TYPES.get(type(obj))
-        if attributes is not None and attribute not in attributes:
+        if attributes is None:
+            # any other object (a dataclass, the principal): its attribute, as Jinja reads it
+            # first; Jinja's own lookup only when there is none
+            try:
+                return getattr(obj, attribute)
+            except AttributeError:
+                pass
+        elif attribute not in attributes:
             try:
                 return obj[attribute]
             except KeyError:
