@@ -9,6 +9,7 @@ its workers' values combine (`multiprocess_mode`)."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
@@ -68,6 +69,24 @@ class Metrics:
                                        "passwords checked against their hash (logins and "
                                        "password changes)", registry=r)
         self.worker_restarts = worker_restarts(r)
+        # the labelled children of the per-request metrics, by their labels: labels() checks
+        # and locks on every call, and every request makes two
+        self._requests: dict[tuple[str, int], Any] = {}
+        self._latencies: dict[str, Any] = {}
+
+    def requests_of(self, route: str, status: int) -> Any:
+        """The counter of requests to `route` answered with `status`."""
+        child = self._requests.get((route, status))
+        if child is None:
+            child = self._requests[route, status] = self.http_requests.labels(route, str(status))
+        return child
+
+    def latency_of(self, route: str) -> Any:
+        """The latency histogram of `route`."""
+        child = self._latencies.get(route)
+        if child is None:
+            child = self._latencies[route] = self.http_latency.labels(route)
+        return child
 
     def render(self) -> bytes:
         if os.environ.get(MULTIPROC_ENV):

@@ -20,12 +20,15 @@ from markupsafe import Markup, escape
 
 class FormFields:
     """What the templates call `ff`: ff.attrs(form, name), ff.error, ff.form_error,
-    ff.value, ff.csrf(), ff.has_error."""
+    ff.value, ff.csrf_field (ff.csrf()), ff.has_error."""
 
     def __init__(self, f: Mapping[str, Any], csrf_token: Any) -> None:
         self.f, self.csrf_token = f, csrf_token
         # the one form with an error, if any: every other form's fields are plain
         self.failed = f["form"] if f["error"] else None
+        # what every form of the page carries: `{{ ff.csrf_field }}`, written once
+        self.csrf_field = Markup(f'<input type="hidden" name="csrf_token" '
+                                 f'value="{escape(csrf_token)}">')
 
     def has_error(self, form: str, name: str) -> Markup:
         return Markup("1" if self.failed == form and self.f["field"] == name else "")
@@ -58,7 +61,7 @@ class FormFields:
         return escape(f["values"].get(name, default) if f["form"] == form else default)
 
     def csrf(self) -> Markup:
-        return Markup(f'<input type="hidden" name="csrf_token" value="{escape(self.csrf_token)}">')
+        return self.csrf_field
 
 
 _NOTHING = Markup("")

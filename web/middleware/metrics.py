@@ -18,6 +18,6 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     route = request.match_info.route.name or "unmatched"
     response = await handler(request)
     metrics = request.app[METRICS]
-    metrics.http_requests.labels(route, str(response.status)).inc()
-    metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+    metrics.requests_of(route, response.status).inc()
+    metrics.latency_of(route).observe(time.perf_counter() - started)
     return response
