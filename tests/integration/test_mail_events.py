@@ -3,8 +3,6 @@ exactly the right mails for exactly the right people, through the one access rul
 
 from __future__ import annotations
 
-import time
-
 from daemon.mail import batch, fanout
 from tests.support.mail import fan_out_all, forget_mail, identity, new_ticket, set_mail_settings
 from tests.support.seed import seed
@@ -177,21 +175,19 @@ async def test_events_notify(conn, config) -> None:
     assert {"events", "outbox"} <= set(got)
 
 
-async def test_bulk_insert_is_cheap_and_fans_out_fully(conn, config) -> None:
+async def test_bulk_insert_records_every_event_and_fans_out_fully(conn, config) -> None:
+    # one statement inserting 2,000 notes: an event each, and a mail per recipient of each
+    # (how long it takes is bench/mail.py's business, not a test's)
     s = await seed(conn, tickets=False)
     tickets = [await new_ticket(conn, s["acme"], recipients=(s["admin"], s["tech"])) for _ in range(20)]
     await forget_mail(conn)
-    started = time.perf_counter()
     await conn.execute("""INSERT INTO history_notes (ticket_id, author_employee_id, body)
                           SELECT t, $2, 'bulk ' || g FROM unnest($1::bigint[]) t, generate_series(1, 100) g""",
                        tickets, s["sub1"])
-    insert_s = time.perf_counter() - started
     assert await conn.fetchval("SELECT count(*) FROM mail_events WHERE NOT fanned_out") == 2000
-    started = time.perf_counter()
     mails = await fan_out_all(conn, config)
-    fan_out_s = time.perf_counter() - started
     assert len(mails) == 4000
-    assert insert_s < 2.0 and fan_out_s < 5.0, (insert_s, fan_out_s)
+    assert await conn.fetchval("SELECT count(*) FROM mail_events WHERE NOT fanned_out") == 0
 
 
 async def test_rendered_content_is_what_the_recipient_may_see(conn, config) -> None:
