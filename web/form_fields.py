@@ -20,10 +20,10 @@ from markupsafe import Markup, escape
 
 class FormFields:
     """What the templates call `ff`: ff.attrs(form, name), ff.error, ff.form_error,
-    ff.value, ff.csrf_field (ff.csrf()), ff.has_error."""
+    ff.value, ff.csrf_field, ff.has_error."""
 
     def __init__(self, f: Mapping[str, Any], csrf_token: Any) -> None:
-        self.f, self.csrf_token = f, csrf_token
+        self.f = f
         # the one form with an error, if any: every other form's fields are plain
         self.failed = f["form"] if f["error"] else None
         # what every form of the page carries: `{{ ff.csrf_field }}`, written once
@@ -59,9 +59,6 @@ class FormFields:
     def value(self, form: str, name: str, default: Any = "") -> Markup:
         f = self.f
         return escape(f["values"].get(name, default) if f["form"] == form else default)
-
-    def csrf(self) -> Markup:
-        return self.csrf_field
 
 
 _NOTHING = Markup("")
