@@ -78,10 +78,17 @@ ACCOUNT_TABS = (("/assets", "Assets", "assets"), ("/contracts", "Contracts", "co
                 ("/quotes", "Quotes", "quotes"))
 
 
-def _tab(href: str, label: str, current: bool) -> str:
-    # href and label are this module's constants: nothing to escape
-    return (f'<a href="{href}" aria-current="page">{label}</a>' if current
-            else f'<a href="{href}">{label}</a>')
+def may_use(request: web.Request, p: Principal, route_name: str) -> bool:
+    """Whether the access middleware lets `p` use that route (the route table's rule)."""
+    return request.app[ACCESS_BY_NAME][route_name].refusal(p) is None
+
+
+def _tab(href: str, label: str, path: str) -> str:
+    # href and label are this module's constants: nothing to escape; a tab is current on its
+    # page and the pages under it
+    if path == href or (href != "/" and path.startswith(href + "/")):
+        return f'<a href="{href}" aria-current="page">{label}</a>'
+    return f'<a href="{href}">{label}</a>'
 
 
 def main_tabs(request: web.Request, p: Principal) -> Markup:
@@ -89,13 +96,11 @@ def main_tabs(request: web.Request, p: Principal) -> Markup:
     not in base.html's loop: every page shows them, and in Jinja they were a sixth of a list
     page's rendering."""
     path = request.path
-    access = request.app[ACCESS_BY_NAME]
-    tabs = [_tab("/", "Tickets", path == "/")]
-    for href, label, route in ACCOUNT_TABS:
-        if access[route].refusal(p) is None:
-            tabs.append(_tab(href, label, path == href or path.startswith(href + "/")))
+    tabs = [_tab("/", "Tickets", path)]
+    tabs += [_tab(href, label, path) for href, label, route in ACCOUNT_TABS
+             if may_use(request, p, route)]
     if p.can("admin"):
-        tabs.append(_tab("/admin", "Admin", path == "/admin" or path.startswith("/admin/")))
+        tabs.append(_tab("/admin", "Admin", path))
     return Markup("\n      ".join(tabs))
 
 
@@ -109,7 +114,7 @@ async def template_context(request: web.Request) -> dict[str, Any]:
         return p is not None and p.can(identifier, level)
 
     def may(route_name: str) -> bool:
-        return p is not None and request.app[ACCESS_BY_NAME][route_name].refusal(p) is None
+        return p is not None and may_use(request, p, route_name)
 
     def tabs() -> Markup:
         return main_tabs(request, p) if p is not None else Markup("")
