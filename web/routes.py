@@ -18,7 +18,7 @@ from aiohttp import web
 from daemon.appkeys import CAUGHT_MAIL
 from web import openapi
 from web.files import safe_filename
-from web.form_fields import FormFields
+from web.form_fields import FORM_FILTERS, FormFields
 from web.login import setup_hashing
 from web.middleware.access import (
     ACCESS_BY_NAME,
@@ -377,6 +377,7 @@ def setup_web(app: web.Application) -> None:
         context_processors=[aiohttp_jinja2.request_processor, template_context])
     env.filters["filename"] = safe_filename
     env.globals["form_fields"] = FormFields
+    env.filters.update(FORM_FILTERS)
     item_first_lookups(env)
     env.filters.update(TEMPLATE_FILTERS)
     env.globals.update(status_labels=ticket_pages.STATUS_LABELS,

@@ -21,7 +21,7 @@ from web.errors import ApiError
 from web.input import path_id, posted, read_form_data
 from web.middleware.csrf import CSRF_FIELD
 from web.pages import render
-from web.views.pages.tickets import form_state, positive_id, ticket_context
+from web.views.pages.tickets import form_state, positive_id, render_detail, ticket_context
 
 # -- form posts on a ticket -------------------------------------------------------------------
 
@@ -49,10 +49,10 @@ async def rerender(request: web.Request, ticket_id: int, form: str, err: ApiErro
     """The ticket page again, with the error beside its field and the user's input kept."""
     if err.status not in CORRECTABLE and not (err.status == 403 and err.field):
         raise err
-    conn = db(request)
-    ctx = await ticket_context(conn, principal(request), ticket_id)
+    p = principal(request)
+    ctx = await ticket_context(db(request), p, ticket_id)
     ctx["f"] = form_state(form, error=err, values=values)
-    return render(request, "ticket_detail.html", ctx, status=err.status)
+    return render_detail(request, p, ctx, status=err.status)
 
 
 Act = Callable[[asyncpg.Connection, Principal, int, Any], Awaitable[Any]]

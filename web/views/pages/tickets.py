@@ -28,6 +28,7 @@ from web.files import download_response
 from web.input import parse_id, path_id, read_query
 from web.pages import render
 from web.schemas import TicketListPage
+from web.views.pages.ticket_children import child_rows
 from web.views.pages.ticket_rows import list_rows
 
 PAGE_SIZE = 50
@@ -236,6 +237,14 @@ def form_state(form: str | None = None, *, error: ApiError | None = None,
             "summary": summary, "values": values or {}}
 
 
+def render_detail(request: web.Request, p: Principal, ctx: dict[str, Any], *,
+                  status: int = 200) -> web.Response:
+    """ticket_detail.html for `ctx` (ticket_context's, with `f` and `done`)."""
+    ctx["rows"] = child_rows(ctx["notes"], ctx["emails"], ctx["attachments"], ctx["charges"],
+                             employee=p.is_employee)
+    return render(request, "ticket_detail.html", ctx, status=status)
+
+
 async def ticket_detail(request: web.Request) -> web.Response:
     p = principal(request)
     ticket_id = path_id(request)
@@ -243,7 +252,7 @@ async def ticket_detail(request: web.Request) -> web.Response:
     ctx = await ticket_context(conn, p, ticket_id)
     ctx["done"] = DONE_MESSAGES.get(request.query.get("done", ""))
     ctx["f"] = form_state()
-    return render(request, "ticket_detail.html", ctx)
+    return render_detail(request, p, ctx)
 
 
 async def ticket_print(request: web.Request) -> web.Response:
